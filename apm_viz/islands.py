@@ -1,0 +1,292 @@
+"""Islands of agreement: project fields, colour them, count them.
+
+A field is an (h, w, D) array (an APM snapshot or a teacher grid). A
+projection maps each of its N = h*w vectors to 2 or 3 coordinates; colours
+follow the coordinates, so locations whose vectors agree get the same colour
+and an island shows up as a patch of one colour on the grid.
+
+Frames of a run are aligned: frame t's t-SNE starts from frame t-1's
+embedding (no early exaggeration), so a colour means the same thing from one
+iteration to the next and the film does not flicker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional, Sequence
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+Method = Literal["tsne", "pca"]
+
+#: Default agreement threshold: neighbours whose centred cosine similarity is
+#: at least this belong to the same island.
+DEFAULT_TAU = 0.8
+#: Components smaller than this many locations are not counted as islands.
+DEFAULT_MIN_SIZE = 4
+
+
+@dataclass(frozen=True)
+class ProjectionConfig:
+    """How fields are projected.
+
+    method: "tsne" (openTSNE) or "pca" (fast, linear).
+    dims: 2 or 3.
+    perplexity: t-SNE perplexity (the authors use 3; larger gives smoother islands).
+    aligned: start each frame from the previous frame's embedding.
+    first_iters, next_iters: optimisation steps for the first and later frames.
+    metric: "euclidean" or "cosine" between feature vectors.
+    initialization: "pca" or "random" for every frame t-SNE starts from
+        scratch (the first, or all when not aligned; the authors: random).
+    """
+
+    method: Method = "tsne"
+    dims: int = 3
+    perplexity: float = 30.0
+    aligned: bool = True
+    first_iters: int = 500
+    next_iters: int = 100
+    metric: str = "euclidean"
+    initialization: str = "pca"
+    seed: int = 0
+
+
+@dataclass
+class Projection:
+    """Coordinates and colours of a list of fields, frame by frame.
+
+    coords: per frame (N, dims), N = h*w in row-major grid order.
+    colors: per frame (h, w, 3) float32 in [0, 1], one colour space for all frames.
+    """
+
+    config: ProjectionConfig
+    grid: tuple[int, int]
+    coords: list[np.ndarray]
+    colors: list[np.ndarray] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.coords)
+
+
+def _prepare(f: np.ndarray) -> np.ndarray:
+    """(h, w, D) -> (N, D) float64, centred and scaled to unit overall variance."""
+    x = f.reshape(-1, f.shape[-1]).astype(np.float64)
+    x = x - x.mean(axis=0, keepdims=True)
+    scale = np.sqrt((x**2).sum(axis=1).mean())
+    return x / scale if scale > 0 else x
+
+
+def _jitter_if_constant(x: np.ndarray, seed: int) -> np.ndarray:
+    # A field with (near-)identical vectors has no neighbourhoods; a tiny jitter
+    # keeps t-SNE's perplexity search defined without changing anything visible.
+    if np.ptp(x, axis=0).max() < 1e-9:
+        x = x + np.random.default_rng(seed).normal(0, 1e-6, x.shape)
+    return x
+
+
+class Projector:
+    """Projects fields one frame at a time, each aligned to the one before.
+
+    A face can add snapshots as training produces them and show each frame at
+    once; `project` adds a whole list. PCA frames are fitted on the first
+    frame's axes when added one by one (aligned), on all frames by `project`.
+    """
+
+    def __init__(self, config: Optional[ProjectionConfig] = None):
+        self.config = config or ProjectionConfig()
+        if self.config.dims not in (2, 3):
+            raise ValueError("dims must be 2 or 3")
+        self.coords: list[np.ndarray] = []
+        self.grid: Optional[tuple[int, int]] = None
+        self._pca = None
+
+    def add(self, f: np.ndarray) -> np.ndarray:
+        """Project one (h, w, D) field; returns its (N, dims) coordinates."""
+        cfg = self.config
+        if self.grid is None:
+            self.grid = f.shape[:2]
+        elif f.shape[:2] != self.grid:
+            raise ValueError("all frames of a projection must share one grid")
+        x = _prepare(f)
+        k = len(self.coords)
+        if cfg.method == "pca":
+            c = self._pca_frame(x)
+        elif k == 0 or not cfg.aligned:
+            c = self._tsne_scratch(x, cfg.seed + (0 if cfg.aligned else k))
+        else:
+            c = self._tsne_next(x, self.coords[-1])
+        c = c.astype(np.float32)
+        self.coords.append(c)
+        return c
+
+    def result(self) -> Projection:
+        """The frames so far, coloured in one joint colour space."""
+        return Projection(self.config, self.grid, list(self.coords), colorize(self.coords, self.grid))
+
+    # -- t-SNE (openTSNE) --
+    def _perplexity(self, n: int) -> float:
+        return min(self.config.perplexity, (n - 1) / 3.0)
+
+    def _gradient(self, n: int) -> str:
+        # FFT refuses more than 2 dimensions; at a few thousand points BH is also faster.
+        return "bh" if self.config.dims > 2 or n <= 5000 else "fft"
+
+    def _tsne_scratch(self, x: np.ndarray, seed: int) -> np.ndarray:
+        from openTSNE import TSNE
+
+        cfg, n = self.config, x.shape[0]
+        est = TSNE(n_components=cfg.dims, perplexity=self._perplexity(n), n_iter=cfg.first_iters,
+                   metric=cfg.metric, initialization=cfg.initialization,
+                   negative_gradient_method=self._gradient(n), random_state=seed, n_jobs=1)
+        return np.asarray(est.fit(_jitter_if_constant(x, seed)))
+
+    def _tsne_next(self, x: np.ndarray, previous: np.ndarray) -> np.ndarray:
+        from openTSNE import TSNEEmbedding
+        from openTSNE.affinity import PerplexityBasedNN
+
+        cfg, n = self.config, x.shape[0]
+        aff = PerplexityBasedNN(_jitter_if_constant(x, cfg.seed), perplexity=self._perplexity(n), metric=cfg.metric,
+                                random_state=cfg.seed, n_jobs=1)
+        emb = TSNEEmbedding(previous.astype(np.float64).copy(), aff, negative_gradient_method=self._gradient(n),
+                            random_state=cfg.seed, n_jobs=1)
+        # No early exaggeration: the previous frame's layout is the starting point.
+        return np.asarray(emb.optimize(n_iter=cfg.next_iters, exaggeration=None, momentum=0.8))
+
+    # -- PCA --
+    def _pca_frame(self, x: np.ndarray) -> np.ndarray:
+        from sklearn.decomposition import PCA
+
+        cfg = self.config
+        k = min(cfg.dims, x.shape[1], x.shape[0])
+        if self._pca is None or not cfg.aligned:
+            self._pca = PCA(n_components=k, random_state=cfg.seed).fit(x)
+        c = self._pca.transform(x)
+        return np.pad(c, ((0, 0), (0, cfg.dims - k))) if k < cfg.dims else c
+
+
+def project(fields: Sequence[np.ndarray], config: Optional[ProjectionConfig] = None) -> Projection:
+    """Project a list of (h, w, D) fields (all the same grid) to 2-D or 3-D.
+
+    Returns a `Projection` with per-frame coordinates (N, dims) and colours
+    (h, w, 3) in one colour space across frames. Aligned PCA is fitted on all
+    frames together.
+    """
+    cfg = config or ProjectionConfig()
+    if not fields:
+        raise ValueError("nothing to project")
+    projector = Projector(cfg)
+    if cfg.method == "pca" and cfg.aligned:
+        from sklearn.decomposition import PCA
+
+        joint = np.concatenate([_prepare(f) for f in fields], axis=0)
+        projector._pca = PCA(n_components=min(cfg.dims, joint.shape[1]), random_state=cfg.seed).fit(joint)
+    for f in fields:
+        projector.add(f)
+    return projector.result()
+
+
+# -- colours ------------------------------------------------------------------
+
+#: Corners of the 2-D colour map: (0,0), (1,0), (0,1), (1,1).
+_CORNERS = np.array([[0.20, 0.40, 0.95], [0.95, 0.25, 0.25], [0.15, 0.80, 0.45], [0.98, 0.85, 0.15]])
+
+
+def colorize(coords: Sequence[np.ndarray], grid: tuple[int, int]) -> list[np.ndarray]:
+    """Colours for coordinates, one joint min-max over all frames.
+
+    3-D: the three components min-max scaled together to RGB (the paper's
+    mapping). 2-D: each axis scaled to [0, 1], then a bilinear four-corner
+    colour map. Returns per frame (h, w, 3) float32.
+    """
+    joint = np.concatenate(coords, axis=0)
+    dims = joint.shape[1]
+    h, w = grid
+    out = []
+    if dims == 3:
+        lo, hi = joint.min(), joint.max()
+        for c in coords:
+            out.append(((c - lo) / (hi - lo if hi > lo else 1.0)).reshape(h, w, 3).astype(np.float32))
+        return out
+    lo, hi = joint.min(axis=0), joint.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    for c in coords:
+        u, v = ((c - lo) / span).T
+        rgb = (np.outer((1 - u) * (1 - v), _CORNERS[0]) + np.outer(u * (1 - v), _CORNERS[1])
+               + np.outer((1 - u) * v, _CORNERS[2]) + np.outer(u * v, _CORNERS[3]))
+        out.append(np.clip(rgb, 0, 1).reshape(h, w, 3).astype(np.float32))
+    return out
+
+
+# -- island metrics -------------------------------------------------------------
+
+def _unit(f: np.ndarray, center: bool) -> np.ndarray:
+    x = f.astype(np.float64)
+    if center:
+        x = x - x.reshape(-1, x.shape[-1]).mean(axis=0)
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.where(norm > 0, norm, 1.0)
+
+
+def neighbour_similarity(f: np.ndarray, center: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine similarity of each location with its right and lower neighbour.
+
+    f: (h, w, D). Returns (h, w-1) horizontal and (h-1, w) vertical similarities.
+    center: subtract the field's mean vector first, so a component every
+        location shares does not make everything agree.
+    """
+    u = _unit(f, center)
+    return (u[:, :-1] * u[:, 1:]).sum(-1), (u[:-1] * u[1:]).sum(-1)
+
+
+def neighbour_agreement(f: np.ndarray, center: bool = True) -> np.ndarray:
+    """(h, w, D) -> (h, w): mean cosine similarity with the 4-neighbours."""
+    horiz, vert = neighbour_similarity(f, center)
+    h, w = f.shape[:2]
+    total = np.zeros((h, w))
+    count = np.zeros((h, w))
+    total[:, :-1] += horiz
+    total[:, 1:] += horiz
+    count[:, :-1] += 1
+    count[:, 1:] += 1
+    total[:-1] += vert
+    total[1:] += vert
+    count[:-1] += 1
+    count[1:] += 1
+    return (total / np.maximum(count, 1)).astype(np.float32)
+
+
+def label_islands(f: np.ndarray, tau: float = DEFAULT_TAU, min_size: int = DEFAULT_MIN_SIZE,
+                  center: bool = True) -> np.ndarray:
+    """Islands of agreement as labels.
+
+    The grid graph joins 4-neighbours whose cosine similarity is >= tau; its
+    connected components of at least `min_size` locations are islands.
+    Returns (h, w) int labels 0..K-1 (largest island first), -1 elsewhere.
+    """
+    h, w = f.shape[:2]
+    horiz, vert = neighbour_similarity(f, center)
+    idx = np.arange(h * w).reshape(h, w)
+    hs, vs = horiz >= tau, vert >= tau
+    rows = np.concatenate([idx[:, :-1][hs], idx[:-1][vs]])
+    cols = np.concatenate([idx[:, 1:][hs], idx[1:][vs]])
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(h * w, h * w))
+    _, comp = connected_components(graph, directed=False)
+    sizes = np.bincount(comp)
+    keep = [c for c in np.argsort(-sizes, kind="stable") if sizes[c] >= min_size]
+    relabel = np.full(len(sizes), -1)
+    relabel[keep] = np.arange(len(keep))
+    return relabel[comp].reshape(h, w)
+
+
+def count_islands(f: np.ndarray, tau: float = DEFAULT_TAU, min_size: int = DEFAULT_MIN_SIZE,
+                  center: bool = True) -> int:
+    """Number of islands of agreement in an (h, w, D) field (see `label_islands`)."""
+    return int(label_islands(f, tau, min_size, center).max() + 1)
+
+
+def island_history(fields: Sequence[np.ndarray], tau: float = DEFAULT_TAU, min_size: int = DEFAULT_MIN_SIZE,
+                   center: bool = True) -> list[int]:
+    """Island count of each field in a list (e.g. a run's snapshots)."""
+    return [count_islands(f, tau, min_size, center) for f in fields]

@@ -1,0 +1,166 @@
+"""The whole islands computation for one image, as the command line and the
+exporters run it: image -> teacher -> TTT -> projection -> island counts.
+
+The app runs the same steps one at a time (so it can show progress and
+cache each); this module strings them together and writes the results.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from .images import LoadedImage, load_image, to_array
+from .islands import (DEFAULT_MIN_SIZE, DEFAULT_TAU, Projection, ProjectionConfig, count_islands,
+                      island_history, project)
+from .provenance import package_versions
+from .teachers import PATCH, Teacher, TeacherOutput, create_teacher
+from .ttt import Run, TTTConfig, recommended, run_ttt
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that decides an islands result (with the image)."""
+
+    grid: int = 32
+    teacher: str = "dinov2-small"
+    weights: Optional[str] = None
+    allow_download: bool = True
+    ttt: TTTConfig = field(default_factory=TTTConfig)
+    projection: ProjectionConfig = field(default_factory=ProjectionConfig)
+    tau: float = DEFAULT_TAU
+    min_size: int = DEFAULT_MIN_SIZE
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ttt"] = self.ttt.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Settings":
+        d = dict(d)
+        d["ttt"] = TTTConfig.from_dict(d.get("ttt", {}))
+        d["projection"] = ProjectionConfig(**d.get("projection", {}))
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class IslandsResult:
+    image: LoadedImage
+    settings: Settings
+    teacher: TeacherOutput
+    run: Run
+    projection: Projection
+    islands: list[tuple[int, int]]
+    teacher_islands: int
+    seconds: dict[str, float]
+
+
+def encode(image: LoadedImage, teacher: Teacher, grid: int) -> TeacherOutput:
+    """The teacher's view of an image at a `grid` x `grid` patch grid."""
+    return teacher.encode(to_array(image.image, grid * PATCH))
+
+
+def compute(source, settings: Settings, progress: Optional[Callable[[Run], None]] = None,
+            log: Callable[[str], None] = lambda s: None) -> IslandsResult:
+    """Run the islands experiment on one image (path, bytes or LoadedImage)."""
+    seconds = {}
+    t = time.perf_counter()
+    image = source if isinstance(source, LoadedImage) else load_image(source)
+    teacher = create_teacher(settings.teacher, settings.weights, settings.allow_download, seed=settings.ttt.seed,
+                             device=settings.ttt.device)
+    log(f"teacher {settings.teacher}: {teacher.weights.label}")
+    out = encode(image, teacher, settings.grid)
+    seconds["teacher"] = time.perf_counter() - t
+    t = time.perf_counter()
+    run = run_ttt(out, settings.ttt, progress=progress)
+    seconds["ttt"] = time.perf_counter() - t
+    if run.status != "done":
+        log(f"run {run.status}: {run.message}")
+    t = time.perf_counter()
+    fields = [s.field for s in run.snapshots]
+    proj = project(fields, settings.projection)
+    seconds["projection"] = time.perf_counter() - t
+    counts = island_history(fields, settings.tau, settings.min_size)
+    return IslandsResult(image, settings, out, run, proj, list(zip(run.iterations, counts)),
+                         count_islands(out.grid, settings.tau, settings.min_size), seconds)
+
+
+def metrics(result: IslandsResult) -> dict:
+    run = result.run
+    return {
+        "loss": [[i, v] for i, v in run.losses],
+        "loss_terms": {k: [[i, v] for i, v in pts] for k, pts in run.terms.items()},
+        "islands": [[i, c] for i, c in result.islands],
+        "teacher_islands": result.teacher_islands,
+        "loss_drop": run.loss_drop(),
+        "status": run.status,
+        "message": run.message,
+        "weights_source": result.teacher.weights.kind,
+        "weights_detail": result.teacher.weights.detail,
+        "seconds": result.seconds,
+        "settings": result.settings.to_dict(),
+    }
+
+
+def manifest(result: IslandsResult) -> dict:
+    return {
+        "kind": "apm-viz islands",
+        "image": {"name": result.image.name, "sha256": result.image.sha256},
+        "settings": result.settings.to_dict(),
+        "seed": result.settings.ttt.seed,
+        "teacher": {"model": result.teacher.model, "weights_source": result.teacher.weights.kind,
+                    "weights_detail": result.teacher.weights.detail},
+        "versions": package_versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def frame_title(result: IslandsResult, k: int) -> str:
+    snap = result.run.snapshots[k]
+    return f"iteration {snap.iteration}   loss {snap.loss:.3g}   islands {result.islands[k][1]}"
+
+
+def write_outputs(result: IslandsResult, out_dir: Path) -> list[Path]:
+    """metrics.json, manifest.json, frames/iter_NNNN.png and islands.gif under out_dir."""
+    from PIL import Image
+
+    from .figures import figure_to_array, frame_figure
+
+    out_dir = Path(out_dir)
+    frames_dir = out_dir / "frames"
+    frames_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    pictures = []
+    for k, snap in enumerate(result.run.snapshots):
+        fig = frame_figure(result.teacher.image, result.projection.colors[k], frame_title(result, k))
+        arr = figure_to_array(fig)
+        path = frames_dir / f"iter_{snap.iteration:04d}.png"
+        Image.fromarray(arr).save(path)
+        pictures.append(Image.fromarray(arr))
+        written.append(path)
+    gif = out_dir / "islands.gif"
+    if pictures:
+        durations = [400] * (len(pictures) - 1) + [1500]
+        pictures[0].save(gif, save_all=True, append_images=pictures[1:], duration=durations, loop=0,
+                         optimize=False)
+        written.append(gif)
+    for name, payload in (("metrics.json", metrics(result)), ("manifest.json", manifest(result))):
+        path = out_dir / name
+        path.write_text(json.dumps(payload, indent=2, default=_json_default))
+        written.append(path)
+    return written
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)

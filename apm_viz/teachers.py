@@ -260,3 +260,37 @@ def _download(model: torch.nn.Module) -> Optional[str]:
         return hf_hub_download(repo, "model.safetensors")
     except Exception:
         return None
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+
+
+def weights_folder() -> Path:
+    """The folder the app may read weights files from ($APM_VIZ_WEIGHTS_DIR,
+    default ~/.cache/apm-viz/weights)."""
+    return Path(os.environ.get("APM_VIZ_WEIGHTS_DIR", Path.home() / ".cache" / "apm-viz" / "weights"))
+
+
+def list_weights(folder: Optional[Path] = None) -> list[str]:
+    """Weights files in the folder, as names relative to it."""
+    folder = folder or weights_folder()
+    if not folder.is_dir():
+        return []
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+
+
+def resolve_weights_path(name: str, folder: Optional[Path] = None) -> Path:
+    """A typed weights name resolved inside the weights folder; anything that
+    escapes it (.., absolute paths, links out) is refused."""
+    folder = (folder or weights_folder()).resolve()
+    name = (name or "").strip()
+    if not name:
+        raise ApmVizError("no weights file named")
+    path = (folder / name).resolve()
+    if folder != path and folder not in path.parents:
+        raise ApmVizError(f"weights must come from the weights folder {folder}")
+    if path.suffix not in WEIGHT_SUFFIXES:
+        raise ApmVizError(f"{path.name}: weights files end in {', '.join(WEIGHT_SUFFIXES)}")
+    if not path.is_file():
+        raise ApmVizError(f"{name}: no such file in the weights folder {folder}")
+    return path

@@ -1,0 +1,27 @@
+"""apm-viz: `streamlit run app.py`. Navigation over pages/ and the shared sidebar."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from ui import sidebar
+
+st.set_page_config(page_title="apm-viz: islands of agreement", page_icon="🏝️", layout="wide")
+
+PAGES = Path(__file__).parent / "pages"
+TITLES = {"islands": "Islands", "teacher_vs_apm": "Teacher vs APM", "interpolation": "Latent interpolation",
+          "boring_video": "Boring video", "efficiency": "Efficiency"}
+
+
+def _pages():
+    out = []
+    for i, path in enumerate(sorted(PAGES.glob("[0-9]*_*.py"))):
+        stem = path.stem.split("_", 1)[1]
+        out.append(st.Page(str(path), title=TITLES.get(stem, stem.replace("_", " ").capitalize()),
+                           url_path=stem, default=i == 0))
+    return out
+
+
+page = st.navigation(_pages())
+st.session_state["choice"] = sidebar.render()
+page.run()

@@ -1,0 +1,56 @@
+"""Per-session state: the sidebar's choice and this session's islands films.
+
+Each browser session has its own `st.session_state`, so runs never mix;
+finished films are also put in a process-wide store keyed by everything that
+decides them, so the same image with the same settings is not computed twice.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Optional
+
+import streamlit as st
+
+from apm_viz.film import IslandsFilm
+from apm_viz.ttt import recommended
+
+from .cache import finished_films
+from .sidebar import Choice, teacher_output
+
+#: Films kept per session (older ones are dropped; finished ones stay shared).
+FILMS_PER_SESSION = 3
+
+
+def current_choice() -> Optional[Choice]:
+    return st.session_state.get("choice")
+
+
+def film_key(choice: Choice, iters: int) -> tuple:
+    return choice.key + (iters,)
+
+
+def get_film(choice: Choice, iters: int, create: bool = False) -> Optional[IslandsFilm]:
+    """This session's film for the choice, a finished shared one, or (create) a new one."""
+    films: OrderedDict = st.session_state.setdefault("films", OrderedDict())
+    key = film_key(choice, iters)
+    film = films.get(key)
+    if film is None:
+        film = finished_films().get(key)
+        if film is None and create:
+            config = recommended(choice.loss, preset=choice.preset, iters=iters, seed=choice.seed)
+            film = IslandsFilm(teacher_output(choice), config, seed=choice.seed)
+        if film is not None:
+            films[key] = film
+            while len(films) > FILMS_PER_SESSION:
+                films.popitem(last=False)
+    return film
+
+
+def drop_film(choice: Choice, iters: int) -> None:
+    st.session_state.setdefault("films", OrderedDict()).pop(film_key(choice, iters), None)
+
+
+def publish_if_done(choice: Choice, iters: int, film: IslandsFilm) -> None:
+    if film.done and film.run.status == "done":
+        finished_films().put(film_key(choice, iters), film)

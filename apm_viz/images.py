@@ -10,13 +10,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import ApmVizError
 
@@ -70,11 +69,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     if mode == "RGB":
         return img
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        finite = arr[np.isfinite(arr)]
-        lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
-        scaled = np.nan_to_num((arr - lo) / (hi - lo if hi > lo else 1.0), nan=0.0)
-        grey = (np.clip(scaled, 0, 1) * 255).astype(np.uint8)
+        grey = _high_depth_to_8bit(np.asarray(img), mode)
         return Image.fromarray(np.stack([grey] * 3, axis=-1), "RGB")
     if mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
@@ -83,6 +78,44 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return img.convert("RGB")
+
+
+def _high_depth_to_8bit(arr: np.ndarray, mode: str) -> np.ndarray:
+    """(H, W) 16-bit, 32-bit int or float grey -> (H, W) uint8.
+
+    Values are read on the range their type implies (0..65535 for 16-bit
+    data, 0..1 for floats), so a flat mid-grey stays mid-grey; only values
+    outside that range (32-bit counts, HDR floats) are stretched min to max.
+    NaN and inf become black.
+    """
+    arr = arr.astype(np.float32)
+    finite = np.isfinite(arr)
+    lo, hi = (float(arr[finite].min()), float(arr[finite].max())) if finite.any() else (0.0, 1.0)
+    if mode == "F":
+        span = (0.0, 1.0) if lo >= 0.0 and hi <= 1.0 else (lo, hi)
+    else:
+        span = (0.0, 65535.0) if lo >= 0.0 and hi <= 65535.0 else (lo, hi)
+    scaled = (arr - span[0]) / (span[1] - span[0] if span[1] > span[0] else 1.0)
+    scaled[~finite] = 0.0
+    return np.round(np.clip(scaled, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def display_name(name: str, limit: int = 80) -> str:
+    """A file name fit for a one-line message: no control characters, no
+    line breaks, at most `limit` characters (the middle is elided)."""
+    clean = "".join(ch if ch.isprintable() else " " for ch in str(name))
+    clean = " ".join(clean.split()) or "upload"
+    if len(clean) > limit:
+        keep = (limit - 1) // 2
+        clean = clean[:keep] + "…" + clean[-keep:]
+    return clean
+
+
+def _metadata_too_large(err: Exception) -> bool:
+    """Pillow's refusal of a text or colour-profile chunk that inflates past
+    PngImagePlugin.MAX_TEXT_CHUNK (or all of them past MAX_TEXT_MEMORY)."""
+    text = str(err).lower()
+    return isinstance(err, ValueError) and ("too large" in text or "too much memory" in text)
 
 
 def load_image(source: Source, name: str | None = None) -> LoadedImage:
@@ -94,28 +127,29 @@ def load_image(source: Source, name: str | None = None) -> LoadedImage:
     Raises `ApmVizError` with a one-line message on anything else.
     """
     data, default_name = _read_bytes(source)
-    name = name or default_name
+    name = display_name(name or default_name)
     if len(data) == 0:
         raise ApmVizError(f"{name}: the file is empty")
     if len(data) > MAX_FILE_BYTES:
         raise ApmVizError(f"{name}: file is over the {MAX_FILE_BYTES // 2**20} MB limit")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=FORMATS)
-            w, h = img.size
-            if w * h > MAX_PIXELS:
-                raise ApmVizError(
-                    f"{name}: {w}x{h} is {w * h / 1e6:.0f} megapixels; the limit is {MAX_PIXELS / 1e6:.0f}")
-            if min(w, h) < MIN_SIDE:
-                raise ApmVizError(f"{name}: {w}x{h} is too small; each side needs at least {MIN_SIDE} pixels")
-            if max(w, h) / min(w, h) > MAX_ASPECT:
-                raise ApmVizError(f"{name}: {w}x{h} is too elongated (aspect over {MAX_ASPECT:.0f}:1)")
-            img.seek(0)
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            rgb = _to_rgb(img)
-            rgb.load()
+        # Pillow's own bomb check warns above 89 MP and raises above 179 MP; the
+        # declared-size check below is stricter, so no process-wide warnings
+        # filter is needed (catch_warnings is not thread-safe across sessions).
+        img = Image.open(io.BytesIO(data), formats=FORMATS)
+        w, h = img.size
+        if w * h > MAX_PIXELS:
+            raise ApmVizError(
+                f"{name}: {w}x{h} is {w * h / 1e6:.0f} megapixels; the limit is {MAX_PIXELS / 1e6:.0f}")
+        if min(w, h) < MIN_SIDE:
+            raise ApmVizError(f"{name}: {w}x{h} is too small; each side needs at least {MIN_SIDE} pixels")
+        if max(w, h) / min(w, h) > MAX_ASPECT:
+            raise ApmVizError(f"{name}: {w}x{h} is too elongated (aspect over {MAX_ASPECT:.0f}:1)")
+        img.seek(0)
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        rgb = _to_rgb(img)
+        rgb.load()
     except ApmVizError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -123,7 +157,11 @@ def load_image(source: Source, name: str | None = None) -> LoadedImage:
     except UnidentifiedImageError:
         raise ApmVizError(f"{name}: not an image this app can read (PNG, JPEG, WebP, BMP, TIFF or GIF)") from None
     except Exception as err:  # any decoder failure is the file's fault, reported in one line
-        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if _metadata_too_large(err):
+            raise ApmVizError(f"{name}: a metadata chunk (text or colour profile) inflates past "
+                              f"{PngImagePlugin.MAX_TEXT_CHUNK // 2**20} MB; save the image again without "
+                              "metadata") from None
+        detail = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
         raise ApmVizError(f"{name}: the image is damaged or unreadable ({detail})") from None
     return LoadedImage(rgb, name, hashlib.sha256(data).hexdigest())
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -90,14 +91,27 @@ class TeacherOutput:
 
 
 def hub_reachable(timeout: float = 1.5) -> bool:
-    """True when the Hugging Face hub answers quickly and offline mode is off."""
+    """True when the Hugging Face hub answers quickly and offline mode is off.
+
+    The whole probe, name lookup included, gives up after about `timeout`
+    seconds: getaddrinfo ignores socket timeouts and, with an unreachable DNS
+    server, blocks for the resolver's own retries (5 s each by default).
+    """
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         return False
-    try:
-        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    answer: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+                answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    worker = threading.Thread(target=probe, name="hub-probe", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return bool(answer and answer[0])
 
 
 def load_state_dict_file(path: Union[str, os.PathLike]) -> dict:
@@ -286,11 +300,14 @@ def resolve_weights_path(name: str, folder: Optional[Path] = None) -> Path:
     name = (name or "").strip()
     if not name:
         raise ApmVizError("no weights file named")
-    path = (folder / name).resolve()
-    if folder != path and folder not in path.parents:
-        raise ApmVizError(f"weights must come from the weights folder {folder}")
-    if path.suffix not in WEIGHT_SUFFIXES:
-        raise ApmVizError(f"{path.name}: weights files end in {', '.join(WEIGHT_SUFFIXES)}")
-    if not path.is_file():
-        raise ApmVizError(f"{name}: no such file in the weights folder {folder}")
+    try:
+        path = (folder / name).resolve()
+        if folder != path and folder not in path.parents:
+            raise ApmVizError(f"weights must come from the weights folder {folder}")
+        if path.suffix not in WEIGHT_SUFFIXES:
+            raise ApmVizError(f"{path.name[:80]}: weights files end in {', '.join(WEIGHT_SUFFIXES)}")
+        if not path.is_file():
+            raise ApmVizError(f"{name[:80]}: no such file in the weights folder {folder}")
+    except (OSError, ValueError, RuntimeError):  # NUL bytes, names too long, link loops
+        raise ApmVizError(f"{name[:80]!r} is not a usable file name in the weights folder {folder}") from None
     return path

@@ -54,3 +54,13 @@ def drop_film(choice: Choice, iters: int) -> None:
 def publish_if_done(choice: Choice, iters: int, film: IslandsFilm) -> None:
     if film.done and film.run.status == "done":
         finished_films().put(film_key(choice, iters), film)
+
+
+def latest_film(choice: Choice) -> Optional[IslandsFilm]:
+    """This session's most recent film for the choice, at any number of iterations
+    (other pages cannot read the Islands page's iterations widget once it is gone)."""
+    films = st.session_state.get("films") or {}
+    for key in reversed(list(films)):
+        if key[:-1] == choice.key:
+            return films[key]
+    return None

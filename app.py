@@ -22,6 +22,7 @@ def _pages():
     return out
 
 
+choice = sidebar.render()
 page = st.navigation(_pages())
-st.session_state["choice"] = sidebar.render()
+st.session_state["choice"] = choice
 page.run()

@@ -75,38 +75,43 @@ class IslandsFilm:
         self.trainer.cancel()
 
     def advance(self, budget: float = 0.5, max_iters: Optional[int] = None) -> None:
-        """Work for about `budget` seconds: project waiting snapshots first, then train.
+        """Work for about `budget` seconds: project waiting snapshots, train, repeat.
 
-        max_iters caps the TTT iterations this call (a "step" button).
+        Each new snapshot is projected before training goes on, so frames
+        appear as early as possible. max_iters caps the TTT iterations of this
+        call (a "step" button).
         """
         t0 = time.perf_counter()
+        target = None if max_iters is None else self.trainer.iteration + max_iters
         try:
-            while self.frames < len(self.run.snapshots) and time.perf_counter() - t0 < budget:
-                self._project_next()
-            done_iters = 0
-            while not self.run.finished and time.perf_counter() - t0 < budget:
-                if max_iters is not None and done_iters >= max_iters:
+            while time.perf_counter() - t0 < budget:
+                if self.frames < len(self.run.snapshots):
+                    self._project_next()
+                    continue
+                if self.run.finished or (target is not None and self.trainer.iteration >= target):
                     break
+                # Steps in chunks of about a quarter second between checks of the clock.
                 n = 1 if self._step_seconds is None else max(1, int(0.25 / max(self._step_seconds, 1e-4)))
-                if max_iters is not None:
-                    n = min(n, max_iters - done_iters)
+                if target is not None:
+                    n = min(n, target - self.trainer.iteration)
                 before = self.trainer.iteration
                 s = time.perf_counter()
                 self.trainer.step(n)
-                ran = max(self.trainer.iteration - before, 1)
-                self._step_seconds = (time.perf_counter() - s) / ran
-                done_iters += ran
-                if self.frames < len(self.run.snapshots):
-                    break  # a new snapshot: show it before training on
+                self._step_seconds = (time.perf_counter() - s) / max(self.trainer.iteration - before, 1)
         finally:
             self.seconds += time.perf_counter() - t0
 
     def _project_next(self) -> None:
         k = self.frames
         s = time.perf_counter()
+        f = self.run.snapshots[k].field
+        shared: dict = {}  # the 2-D and 3-D t-SNE of one frame share one neighbour search
         for p in self.live.values():
             if len(p.coords) == k:
-                p.add(self.run.snapshots[k].field)
+                key = p.affinity_key(f)
+                if key is not None and key not in shared:
+                    shared[key] = p.affinities(f)
+                p.add(f, shared.get(key))
         if k > 0:
             self._frame_seconds = time.perf_counter() - s
 

@@ -27,7 +27,8 @@ if top[1].button("⏸ Pause", width="stretch", disabled=not ss.get("running")):
 if top[2].button("⏭ Step", width="stretch", help="Ten TTT iterations, then pause"):
     film = get_film(choice, iters, create=True)
     ss["running"] = False
-    film.advance(budget=5.0, max_iters=10)
+    with st.spinner("Ten iterations…"):
+        film.advance(budget=float("inf"), max_iters=10)
 if top[3].button("↺ Reset", width="stretch"):
     drop_film(choice, iters)
     film, ss["running"] = None, False
@@ -63,6 +64,7 @@ def film_view():
         film.advance(budget=0.6)
         if film.done or film.run.finished and film.frames >= len(film.run.snapshots):
             ss["running"] = False
+            ss.pop("frame_iter", None)  # show the last frame
             publish_if_done(choice, iters, film)
             st.rerun(scope="app")
     prog = film.progress()

@@ -12,6 +12,7 @@ iteration to the next and the film does not flicker.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Literal, Optional, Sequence
 
@@ -102,8 +103,13 @@ class Projector:
         self.grid: Optional[tuple[int, int]] = None
         self._pca = None
 
-    def add(self, f: np.ndarray) -> np.ndarray:
-        """Project one (h, w, D) field; returns its (N, dims) coordinates."""
+    def add(self, f: np.ndarray, affinities=None) -> np.ndarray:
+        """Project one (h, w, D) field; returns its (N, dims) coordinates.
+
+        affinities: what `affinities(f)` returned for this frame, from this or
+        another projector with the same `affinity_key` (e.g. the 2-D and 3-D
+        projections of one film): the neighbour search is then done once.
+        """
         cfg = self.config
         if self.grid is None:
             self.grid = f.shape[:2]
@@ -114,9 +120,9 @@ class Projector:
         if cfg.method == "pca":
             c = self._pca_frame(x)
         elif k == 0 or not cfg.aligned:
-            c = self._tsne_scratch(x, cfg.seed + (0 if cfg.aligned else k))
+            c = self._tsne_scratch(x, self._seed(k), affinities)
         else:
-            c = self._tsne_next(x, self.coords[-1])
+            c = self._tsne_next(x, self.coords[-1], affinities)
         c = c.astype(np.float32)
         self.coords.append(c)
         return c
@@ -133,22 +139,59 @@ class Projector:
         # FFT refuses more than 2 dimensions; at a few thousand points BH is also faster.
         return "bh" if self.config.dims > 2 or n <= 5000 else "fft"
 
-    def _tsne_scratch(self, x: np.ndarray, seed: int) -> np.ndarray:
+    def _seed(self, k: int) -> int:
+        return self.config.seed + (0 if self.config.aligned else k)
+
+    def affinity_key(self, f: np.ndarray) -> Optional[tuple]:
+        """What the next frame's t-SNE affinities depend on besides the field
+        (None for PCA): projectors with equal keys can share `affinities`."""
+        cfg, k, n = self.config, len(self.coords), f.shape[0] * f.shape[1]
+        if cfg.method != "tsne":
+            return None
+        return (k == 0 or not cfg.aligned, self._perplexity(n), cfg.metric, self._seed(k))
+
+    def affinities(self, f: np.ndarray):
+        """The openTSNE affinities of the next frame's field (h, w, D), exactly
+        as `add` would compute them (None for PCA)."""
+        key = self.affinity_key(f)
+        if key is None:
+            return None
+        scratch, perplexity, metric, seed = key
+        return self._affinities(_prepare(f), scratch, seed)
+
+    def _affinities(self, x: np.ndarray, scratch: bool, seed: int):
+        from openTSNE.affinity import MultiscaleMixture, PerplexityBasedNN
+
+        cfg, n = self.config, x.shape[0]
+        x = _jitter_if_constant(x, seed)
+        if scratch:  # what openTSNE's TSNE.fit builds for a single perplexity
+            return MultiscaleMixture(x, self._perplexity(n), method="auto", metric=cfg.metric, n_jobs=1,
+                                     random_state=seed)
+        return PerplexityBasedNN(x, perplexity=self._perplexity(n), metric=cfg.metric, random_state=seed, n_jobs=1)
+
+    @staticmethod
+    def _own(affinities):
+        # openTSNE scales P in place during early exaggeration and back, which
+        # is not exact in floating point: each projector optimises its own copy.
+        own = copy.copy(affinities)
+        own.P = affinities.P.copy()
+        return own
+
+    def _tsne_scratch(self, x: np.ndarray, seed: int, affinities=None) -> np.ndarray:
         from openTSNE import TSNE
 
         cfg, n = self.config, x.shape[0]
+        aff = self._affinities(x, True, seed) if affinities is None else self._own(affinities)
         est = TSNE(n_components=cfg.dims, perplexity=self._perplexity(n), n_iter=cfg.first_iters,
                    metric=cfg.metric, initialization=cfg.initialization,
                    negative_gradient_method=self._gradient(n), random_state=seed, n_jobs=1)
-        return np.asarray(est.fit(_jitter_if_constant(x, seed)))
+        return np.asarray(est.fit(_jitter_if_constant(x, seed), affinities=aff))
 
-    def _tsne_next(self, x: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    def _tsne_next(self, x: np.ndarray, previous: np.ndarray, affinities=None) -> np.ndarray:
         from openTSNE import TSNEEmbedding
-        from openTSNE.affinity import PerplexityBasedNN
 
         cfg, n = self.config, x.shape[0]
-        aff = PerplexityBasedNN(_jitter_if_constant(x, cfg.seed), perplexity=self._perplexity(n), metric=cfg.metric,
-                                random_state=cfg.seed, n_jobs=1)
+        aff = self._affinities(x, False, cfg.seed) if affinities is None else self._own(affinities)
         emb = TSNEEmbedding(previous.astype(np.float64).copy(), aff, negative_gradient_method=self._gradient(n),
                             random_state=cfg.seed, n_jobs=1)
         # No early exaggeration: the previous frame's layout is the starting point.

@@ -1,0 +1,226 @@
+"""Latent interpolation: one APM learns several images at once; the trigger
+columns of two of them are mixed, v_i = v1 + (v2 - v1) i / n, and every v_i is
+unfolded through the same MLP into a frame."""
+
+import time
+from typing import Optional
+
+import numpy as np
+import streamlit as st
+
+from apm_viz import interpolate as itp
+from apm_viz.errors import ApmVizError
+from apm_viz.images import LoadedImage, load_image
+from ui.cache import get_teacher_output
+from ui.sidebar import SAMPLES, _load_sample
+from ui.state import current_choice
+
+UPLOAD = "Upload…"
+#: Seconds of fitting per fragment tick: short, so the page answers clicks.
+TICK = 0.5
+
+st.title("Latent interpolation")
+choice = current_choice()
+if choice is None:
+    st.info("Pick a sample or upload an image in the sidebar.")
+    st.stop()
+ss = st.session_state
+
+with st.expander("What you are looking at", expanded=False):
+    st.markdown(
+        "The trigger column **T** is the key that retrieves an image from the APM's memory. One APM is fitted "
+        "on a few images at once (grid + rgb losses, so it learns each image's field and colours). For two "
+        "of them, **v_i = v1 + (v2 − v1) · i / n** is unfolded through the same MLP at every grid location; "
+        "the RGB field of v_i is one frame. i = 0 and i = n are the fitted images; i < 0 and i > n extrapolate "
+        "past them. A *dream* unfolds a random trigger column drawn with the fitted columns' mean and spread, "
+        "location by location. **Smoothness** is the largest step between consecutive frames over the "
+        "distance between the ends: n even steps give 1/n, a jump from one image to the other gives 1.")
+
+
+def pick(label: str, default: str, key: str) -> Optional[LoadedImage]:
+    """A sample or an upload; a bad upload says why and gives nothing."""
+    options = SAMPLES + [UPLOAD]
+    name = st.selectbox(label, options, index=options.index(default) if default in options else 0, key=key)
+    if name != UPLOAD:
+        return _load_sample(name)
+    up = st.file_uploader(f"{label}: upload", type=["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"],
+                          key=key + "_upload")
+    if up is None:
+        return None
+    try:
+        return load_image(up.getvalue(), name=up.name)
+    except ApmVizError as err:
+        st.error(str(err))
+        return None
+
+
+# -- what to learn -----------------------------------------------------------------
+cols = st.columns([2, 2, 3])
+with cols[0]:
+    image_a = pick("Image A", "chelsea.jpg", "interp_a")
+with cols[1]:
+    image_b = pick("Image B", "coffee.jpg", "interp_b")
+with cols[2]:
+    extra_names = st.multiselect("Also learn (optional)", SAMPLES, key="interp_more",
+                                 help="More images in the same memory; the walk still goes from A to B.")
+    extra_uploads = st.file_uploader("More uploads (optional)", accept_multiple_files=True, key="interp_more_up",
+                                     type=["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"])
+images: list[LoadedImage] = [im for im in (image_a, image_b) if im is not None]
+for name in extra_names:
+    images.append(_load_sample(name))
+for up in extra_uploads or []:
+    try:
+        images.append(load_image(up.getvalue(), name=up.name))
+    except ApmVizError as err:
+        st.error(str(err))
+unique: dict[str, LoadedImage] = {}
+for im in images:
+    unique.setdefault(im.sha256, im)
+images = list(unique.values())
+
+fit_cols = st.columns([2, 1, 1, 3])
+iters = int(fit_cols[0].number_input("Fit iterations", 10, 5000, itp.DEFAULT_ITERS, step=50, key="interp_iters"))
+ready = image_a is not None and image_b is not None and image_a.sha256 != image_b.sha256
+if image_a is not None and image_b is not None and not ready:
+    st.warning("Choose two different images for A and B.")
+fit_key = (tuple(im.sha256 for im in images), choice.teacher_key, choice.grid, choice.preset, choice.seed, iters)
+state = ss.get("interp_fit")
+if state is not None and state["key"] != fit_key:
+    state = None  # the settings changed: the old memory belongs to other images
+    ss["interp_running"] = False
+if fit_cols[1].button("Fit", type="primary", width="stretch", disabled=not ready, key="interp_fit_button"):
+    try:
+        outs = [get_teacher_output(im.sha256, choice.teacher_key, choice.grid, im, choice.teacher) for im in images]
+        config = itp.memory_config(preset=choice.preset, iters=iters, seed=choice.seed)
+        state = {"key": fit_key, "trainer": itp.MemoryTrainer(outs, config, [im.name for im in images]),
+                 "walks": {}}
+        ss["interp_fit"], ss["interp_running"] = state, True
+    except ApmVizError as err:
+        st.error(str(err))
+if fit_cols[2].button("Cancel", width="stretch", disabled=not ss.get("interp_running"), key="interp_cancel"):
+    if state is not None:
+        state["trainer"].cancel()
+        state["trainer"].step(1)
+    ss["interp_running"] = False
+fit_cols[3].caption(f"{len(images)} images · grid {choice.grid}x{choice.grid} · preset {choice.preset} · "
+                    f"teacher {choice.teacher.name} ({choice.teacher.weights.kind})")
+
+# -- the walk's settings ---------------------------------------------------------------
+opts = st.columns(6)
+n = int(opts[0].slider("Steps n", 1, 32, 8, key="interp_n"))
+start = opts[1].checkbox("Include A (i = 0)", True, key="interp_start")
+end = opts[1].checkbox("Include B (i = n)", True, key="interp_end")
+extrapolate = int(opts[2].number_input("Extrapolate (steps past each end)", 0, 8, 0, key="interp_extra"))
+dreams = int(opts[3].number_input("Dreams", 0, 12, 0, key="interp_dreams",
+                                  help="Random trigger columns drawn with the fitted columns' statistics"))
+temperature = opts[3].slider("Dream spread", 0.0, 3.0, 1.0, 0.1, key="interp_temp")
+method = opts[4].radio("Islands projection", ("PCA", "aligned t-SNE"), key="interp_projection")
+detail = int(opts[5].select_slider("Frame detail", (1, 2, 4), 1, key="interp_detail",
+                                   help="Query the field between grid points: x2 decodes a 2h x 2w frame"))
+
+
+@st.fragment(run_every=0.2 if ss.get("interp_running") else None)
+def fit_view():
+    state = ss.get("interp_fit")
+    if state is None or state["key"] != fit_key:
+        st.caption("Press **Fit** to teach one APM all the images above.")
+        return
+    trainer: itp.MemoryTrainer = state["trainer"]
+    if ss.get("interp_running"):
+        t0 = time.perf_counter()
+        while not trainer.run.finished and time.perf_counter() - t0 < TICK:
+            trainer.step(5)
+        if trainer.run.finished:
+            ss["interp_running"] = False
+            st.rerun(scope="app")
+    run = trainer.run
+    loss = f"{run.losses[-1][1]:.3e}" if run.losses else "—"
+    st.progress(trainer.fraction, text=f"iteration {trainer.iteration}/{run.config.iters} · loss {loss} · "
+                f"{run.seconds:.1f} s")
+    if run.status == "diverged":
+        st.error(run.message)
+    elif run.status == "cancelled":
+        st.info(f"{run.message}: the walk below uses what the APM learned in {trainer.iteration} iterations.")
+
+
+fit_view()
+
+state = ss.get("interp_fit")
+if state is None or state["key"] != fit_key or not state["trainer"].run.finished \
+        or state["trainer"].run.status == "diverged":
+    st.stop()
+
+# -- the walk -------------------------------------------------------------------------
+trainer = state["trainer"]
+memory = trainer.memory()
+walk_key = (n, start, end, extrapolate, detail)
+try:
+    if walk_key not in state["walks"]:
+        w = itp.walk(memory, 0, 1, n, start, end, extrapolate)
+        frames = w.rgb if detail == 1 else itp.decode_rgb(memory.model, w.codes, scale=detail)
+        state["walks"][walk_key] = {"walk": w, "frames": frames, "islands": {}}
+    entry = state["walks"][walk_key]
+except ApmVizError as err:
+    st.error(str(err))
+    st.stop()
+w, frames = entry["walk"], entry["frames"]
+labels = w.labels()
+
+errors = [itp.end_errors(memory, k) for k in (0, 1)]
+m = st.columns(5)
+m[0].metric("Smoothness (RGB)", f"{w.smoothness('rgb'):.3f}", help=f"even steps: 1/n = {1 / n:.3f}")
+m[1].metric("Smoothness (field)", f"{w.smoothness('field'):.3f}", help=f"even steps: 1/n = {1 / n:.3f}")
+for k, (name, err) in enumerate(zip(("A", "B"), errors)):
+    m[2 + k].metric(f"End {name}: RGB error", f"{err['rgb_mse']:.1e}",
+                    help=f"MSE against image {name} pooled to the grid; against the other image "
+                         f"{err['rgb_mse_other']:.1e}. Field error {err['field_rel']:.3f} of the teacher's "
+                         f"variance (other image: {err['field_rel_other']:.3f}).")
+m[4].metric("Fit", f"{trainer.run.seconds:.1f} s", help=f"{trainer.iteration} iterations on {len(memory)} images")
+st.caption(f"Smoothness: largest step between consecutive frames over the distance between the ends "
+           f"(n even steps give 1/n = {1 / n:.3f}; a jump gives 1).")
+
+st.subheader("The walk")
+refs = st.columns([1, 8, 1])
+refs[0].image(memory.target_rgb[0], caption=f"A: {memory.names[0]}", width="stretch", clamp=True)
+refs[2].image(memory.target_rgb[1], caption=f"B: {memory.names[1]}", width="stretch", clamp=True)
+with refs[1]:
+    st.image([np.clip(f, 0, 1) for f in frames], caption=labels, width=72)
+
+player = st.columns([2, 2, 3])
+with player[0]:
+    k = st.slider("Position along the walk", 0, len(w) - 1, 0, key="interp_pos")
+    st.image(np.clip(frames[k], 0, 1), caption=labels[k], width="stretch")
+if "gif" not in entry:
+    entry["gif"], entry["strip"] = itp.walk_gif(frames), itp.strip_png(frames)
+gif = entry["gif"]
+with player[1]:
+    st.image(gif, caption="the walk, there and back", width="stretch")
+
+# -- islands in one colour space --------------------------------------------------------
+with player[2]:
+    proj_name = "pca" if method == "PCA" else "tsne"
+    if proj_name not in entry["islands"]:
+        with st.spinner("Projecting every field of the walk…"):
+            entry["islands"][proj_name] = (itp.walk_islands(w.fields, proj_name, seed=choice.seed),
+                                           itp.walk_island_counts(w.fields))
+    proj, counts = entry["islands"][proj_name]
+    st.image(proj.colors[k], caption=f"islands at {labels[k]} · {counts[k]}", width="stretch", clamp=True)
+st.subheader("Islands along the walk")
+st.caption("Every field projected together, so a colour means the same thing in every frame.")
+st.image(list(proj.colors), caption=[f"{lab} · {c}" for lab, c in zip(labels, counts)], width=72, clamp=True)
+
+if dreams:
+    st.subheader("Dreams")
+    dream_key = (dreams, temperature, detail)
+    if state.get("dream_key") != dream_key:
+        codes = itp.dream_codes(memory.columns, dreams, seed=choice.seed, temperature=temperature)
+        _, rgb = itp.decode(memory.model, codes)
+        state["dream_key"] = dream_key
+        state["dreams"] = rgb if detail == 1 else itp.decode_rgb(memory.model, codes, scale=detail)
+    st.image([np.clip(f, 0, 1) for f in state["dreams"]], caption=[f"dream {i + 1}" for i in range(dreams)],
+             width=96)
+
+dl = st.columns(2)
+dl[0].download_button("Walk as GIF", gif, file_name="interpolation.gif", mime="image/gif", key="interp_gif")
+dl[1].download_button("Walk as PNG strip", entry["strip"], file_name="interpolation_strip.png",
+                      mime="image/png", key="interp_strip")

@@ -22,7 +22,7 @@ def _pages():
     return out
 
 
-choice = sidebar.render()
+# st.navigation before any widget: widgets created earlier lose their first change.
 page = st.navigation(_pages())
-st.session_state["choice"] = choice
+st.session_state["choice"] = sidebar.render()
 page.run()

@@ -19,17 +19,17 @@ top = st.columns([1, 1, 1, 1, 2])
 iters = int(top[4].number_input("TTT iterations", 10, 2000, 250, step=10, key="iters"))
 film = get_film(choice, iters)
 
-if top[0].button("▶ Run", type="primary", width="stretch", disabled=film is not None and film.done):
+if top[0].button("Run", icon=":material/play_arrow:", type="primary", width="stretch", disabled=film is not None and film.done):
     film = get_film(choice, iters, create=True)
     ss["running"] = True
-if top[1].button("⏸ Pause", width="stretch", disabled=not ss.get("running")):
+if top[1].button("Pause", icon=":material/pause:", width="stretch", disabled=not ss.get("running")):
     ss["running"] = False
-if top[2].button("⏭ Step", width="stretch", help="Ten TTT iterations, then pause"):
+if top[2].button("Step", icon=":material/skip_next:", width="stretch", help="Ten TTT iterations, then pause"):
     film = get_film(choice, iters, create=True)
     ss["running"] = False
     with st.spinner("Ten iterations…"):
         film.advance(budget=float("inf"), max_iters=10)
-if top[3].button("↺ Reset", width="stretch"):
+if top[3].button("Reset", icon=":material/restart_alt:", width="stretch"):
     drop_film(choice, iters)
     film, ss["running"] = None, False
 

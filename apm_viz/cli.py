@@ -45,7 +45,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", help="an image file (PNG, JPEG, WebP, BMP, TIFF, GIF)")
     p.add_argument("--out", required=True, help="output folder")
     _add_run_options(p)
+    p = sub.add_parser("export", help="run the islands experiment on an image and write a talk bundle "
+                                      "(figures as PNG/SVG/PDF, animations, metrics, manifest)")
+    p.add_argument("image", help="an image file (PNG, JPEG, WebP, BMP, TIFF, GIF)")
+    p.add_argument("--out", required=True, help="output folder (gets IMAGE-talk.zip and the same files unpacked)")
+    _add_run_options(p)
+    _add_export_options(p)
+    p = sub.add_parser("reproduce", help="recompute a run from a talk bundle or its manifest.json and write "
+                                         "the same figures")
+    p.add_argument("bundle", help="a talk bundle (.zip) or its manifest.json")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--image", default=None, help="the image, where the bundle does not hold it")
+    p.add_argument("--weights", default=None, help="the teacher's weights file, where it moved")
     return parser
+
+
+def _add_export_options(p: argparse.ArgumentParser) -> None:
+    from .export import ANIMATION_FORMATS, ENGINES, FORMATS, STYLES
+
+    g = p.add_argument_group("export")
+    g.add_argument("--style", choices=sorted(STYLES), default="light", help="slide background (default light)")
+    g.add_argument("--dpi", type=int, default=200, help="PNG resolution (default 200)")
+    g.add_argument("--width-px", type=int, default=None, help="PNG width in pixels (overrides --dpi)")
+    g.add_argument("--frame", type=int, default=None, help="iteration of the per-frame figures (default: the last)")
+    g.add_argument("--azimuth", type=float, default=45.0, help="3-D camera azimuth in degrees")
+    g.add_argument("--elevation", type=float, default=25.0, help="3-D camera elevation in degrees")
+    g.add_argument("--rotate", action="store_true", help="turn the 3-D animation once around")
+    g.add_argument("--engine", choices=ENGINES, default="auto",
+                   help="auto: kaleido for the app's plotly figures when a Chromium exists, else matplotlib")
+    g.add_argument("--formats", default=",".join(FORMATS), help="figure formats (default png,svg,pdf)")
+    g.add_argument("--animations", default=",".join(ANIMATION_FORMATS),
+                   help="animation formats (default gif,mp4; 'none' for none)")
 
 
 def settings_from_args(args) -> "Settings":
@@ -84,7 +114,95 @@ def cmd_islands(args) -> int:
     return 0 if result.run.status in ("done", "cancelled") else 1
 
 
-COMMANDS = {"islands": cmd_islands}
+def _export_options(args):
+    from .export import ExportOptions
+
+    def formats(text):
+        return tuple(f.strip().lower() for f in text.split(",") if f.strip() and f.strip().lower() != "none")
+
+    return ExportOptions(style=args.style, dpi=args.dpi, width_px=args.width_px, frame=args.frame,
+                         azimuth=args.azimuth, elevation=args.elevation, rotate=args.rotate, engine=args.engine,
+                         formats=formats(args.formats), animations=formats(args.animations))
+
+
+def _log(s: str) -> None:
+    print(s, file=sys.stderr)
+
+
+def cmd_export(args) -> int:
+    from .export import Talk, summary_lines, write_bundle
+    from .images import load_image
+    from .pipeline import compute
+
+    options = _export_options(args)  # bad options fail before the run, not after
+    settings = settings_from_args(args)
+    image = load_image(args.image)
+    result = compute(image, settings, progress=_progress_printer(), log=_log)
+    if result.teacher.weights.warning:
+        _log(f"warning: {result.teacher.weights.warning}")
+    talk = Talk.from_result(result, image_bytes=Path(args.image).read_bytes())
+    zpath = write_bundle(talk, Path(args.out), options, progress=lambda s: _log(f"  writing {s}"))
+    _print_notes(zpath)
+    print("; ".join(summary_lines(result)) + f"; wrote {zpath} and {zpath.with_suffix('')}/")
+    return 0 if result.run.status in ("done", "cancelled") else 1
+
+
+def _print_notes(zpath: Path) -> None:
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(zpath) as z:
+        man = json.loads(z.read(next(n for n in z.namelist() if n.endswith("/manifest.json"))))
+    for note in man.get("export", {}).get("notes", []):
+        _log(f"note: {note}")
+
+
+def cmd_reproduce(args) -> int:
+    from .errors import ApmVizError
+    from .export import (ExportOptions, Talk, bundle_files, bundle_name, check_weights, compare_metrics,
+                         files_report, read_bundle, reproduce_settings, summary_lines, write_bundle)
+    from .images import load_image
+    from .pipeline import compute, metrics
+
+    bundle = read_bundle(args.bundle)
+    man = bundle.manifest
+    name = man.get("image", {}).get("name") or "image"
+    if args.image:
+        data = Path(args.image).read_bytes() if Path(args.image).is_file() else None
+        if data is None:
+            raise ApmVizError(f"no such image file: {args.image}")
+    elif bundle.image_bytes is not None:
+        data = bundle.image_bytes
+    else:
+        raise ApmVizError(f"{Path(args.bundle).name} holds no image; name it with --image")
+    image = load_image(data, name=name)
+    wanted = {man.get("image", {}).get("sha256"), man.get("input_file_sha256")} - {None}
+    if wanted and image.sha256 not in wanted:
+        _log(f"warning: the image differs from the one the bundle was made from (sha256 {image.sha256[:12]}…)")
+    settings = reproduce_settings(bundle, args.weights)
+    options = ExportOptions.from_dict(man.get("export", {}).get("options", {}))
+    result = compute(image, settings, progress=_progress_printer(), log=_log)
+    check_weights(bundle, result)
+    talk = Talk.from_result(result, image_bytes=data)
+    zpath = write_bundle(talk, Path(args.out), options, progress=lambda s: _log(f"  writing {s}"))
+    print("; ".join(summary_lines(result)) + f"; wrote {zpath} and {zpath.with_suffix('')}/")
+    if bundle.metrics is None:
+        print("the bundle holds no metrics.json to compare with")
+        return 0
+    diffs = compare_metrics(bundle.metrics, metrics(result))
+    folder = zpath.with_suffix("")
+    files = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    same, total = files_report(bundle, files)
+    if diffs:
+        for d in diffs:
+            print(f"differs: {d}")
+        return 1
+    print(f"reproduced: the same loss and island counts; {same} of {total} figure and animation files "
+          "byte-identical")
+    return 0
+
+
+COMMANDS = {"islands": cmd_islands, "export": cmd_export, "reproduce": cmd_reproduce}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

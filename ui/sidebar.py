@@ -6,6 +6,7 @@ previous good choice stays in use, so nothing computed is lost.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -95,12 +96,32 @@ def _teacher(seed: int) -> tuple[Optional[Teacher], Optional[tuple]]:
     elif mode == "Random init":
         weights = "random"
     key = (name, weights, allow_download, seed)
+    # A file that failed is not read (nor the model rebuilt) again on every rerun,
+    # only once it changes on disk or another choice is made.
+    attempt = (key, _file_stamp(weights))
+    failed = ss.get("teacher_failed")
+    if failed is not None and failed[0] == attempt:
+        st.error(failed[1])
+        return ss.get("good_teacher"), ss.get("good_teacher_key")
     try:
         teacher = get_teacher(*key)
         ss["good_teacher"], ss["good_teacher_key"] = teacher, key
+        ss.pop("teacher_failed", None)
     except ApmVizError as err:
-        st.error(f"{err} — keeping the previous teacher.")
+        message = f"{err} — keeping the previous teacher."
+        ss["teacher_failed"] = (attempt, message)
+        st.error(message)
     return ss.get("good_teacher"), ss.get("good_teacher_key")
+
+
+def _file_stamp(weights: Optional[str]) -> Optional[tuple]:
+    if weights in (None, "random"):
+        return None
+    try:
+        info = os.stat(weights)
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
 
 
 def render() -> Optional[Choice]:

@@ -12,6 +12,7 @@ from typing import Optional
 
 import streamlit as st
 
+from apm_viz.errors import ApmVizError
 from apm_viz.film import IslandsFilm
 from apm_viz.ttt import recommended
 
@@ -39,12 +40,23 @@ def get_film(choice: Choice, iters: int, create: bool = False) -> Optional[Islan
         film = finished_films().get(key)
         if film is None and create:
             config = recommended(choice.loss, preset=choice.preset, iters=iters, seed=choice.seed)
-            film = IslandsFilm(teacher_output(choice), config, seed=choice.seed)
+            film = start_film(choice, config)
         if film is not None:
             films[key] = film
             while len(films) > FILMS_PER_SESSION:
                 films.popitem(last=False)
     return film
+
+
+def start_film(choice: Choice, config, **film_kwargs) -> IslandsFilm:
+    """A new film of the choice under `config`. When the engine refuses the run
+    (too large for memory, say) its one-line reason is shown and this script run
+    ends there, so no caller goes on with a film that does not exist."""
+    try:
+        return IslandsFilm(teacher_output(choice), config, seed=choice.seed, **film_kwargs)
+    except ApmVizError as err:
+        st.error(str(err), icon="🛑")
+        st.stop()
 
 
 def drop_film(choice: Choice, iters: int) -> None:

@@ -1,0 +1,353 @@
+"""The app under bad input, failing runs and several sessions (Streamlit AppTest).
+
+Each bad thing shows one line and changes nothing else: the image, teacher and
+runs in use stay. Several sessions at once each get their own correct result.
+"""
+
+import io
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from test_reliability_images import BAD, quadrants
+from test_reliability_weights import Payload
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+ITERS = 10  # the smallest the page allows
+
+# -- seeing which files the process opens -------------------------------------------
+
+_OPENS: dict = {"on": False, "paths": []}
+
+
+def _audit(event, args):
+    if _OPENS["on"] and event == "open" and isinstance(args[0], (str, bytes, Path)):
+        _OPENS["paths"].append((str(args[0]), str(args[1])))
+
+
+sys.addaudithook(_audit)
+
+
+class opened:
+    """Record every path the process opens inside the block (all threads)."""
+
+    def __enter__(self):
+        _OPENS["paths"].clear()
+        _OPENS["on"] = True
+        return _OPENS["paths"]
+
+    def __exit__(self, *exc):
+        _OPENS["on"] = False
+
+
+# -- driving the app ----------------------------------------------------------------
+
+#: The app, started from a script outside the repository. Streamlit treats an
+#: entry script with a `pages/` folder beside it as an old-style multipage app;
+#: AppTest re-detects that before every run and then reruns the last page alone,
+#: without app.py and its sidebar, so sidebar widgets stop working after the first
+#: run. Running app.py through runpy from elsewhere keeps every run going through
+#: app.py, as `streamlit run app.py` does once st.navigation has been called.
+ENTRY = f"import runpy, sys\nsys.path.insert(0, {str(ROOT)!r})\nrunpy.run_path({APP!r}, run_name='__main__')\n"
+
+
+def new_app(timeout: float = 240) -> AppTest:
+    at = AppTest.from_string(ENTRY, default_timeout=timeout)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def small(at: AppTest, iters: int = ITERS) -> None:
+    at.sidebar.radio(key="grid").set_value(16)
+    at.run()
+    at.number_input(key="iters").set_value(iters)
+    at.run()
+
+
+def click(at: AppTest, label: str) -> None:
+    next(b for b in at.button if b.label.endswith(label)).click()
+    at.run()
+
+
+def run_to_end(at: AppTest, max_reruns: int = 300) -> None:
+    for _ in range(max_reruns):
+        if not at.session_state["running"]:
+            return
+        at.run()
+    raise AssertionError("the run did not finish")
+
+
+def films(at: AppTest) -> dict:
+    return dict(at.session_state["films"]) if "films" in at.session_state else {}
+
+
+def errors(at: AppTest) -> list[str]:
+    """Every st.error on screen, sidebar included."""
+    return [e.value for e in at.error]
+
+
+def png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, "PNG")
+    return buf.getvalue()
+
+
+# -- bad images: one line, the image and the run stay ----------------------------------
+
+def test_bad_uploads_keep_the_image_and_the_run():
+    token = uuid.uuid4().hex[:12]  # in every upload's name, to spot any file written under it
+    at = new_app()
+    at.sidebar.radio(key="image_source").set_value("Upload")
+    at.run()
+    good = np.kron(quadrants(), np.ones((5, 5, 1), np.uint8))  # 160 x 240
+    at.sidebar.file_uploader(key="upload").set_value((f"{token}-good.png", png(good), "image/png"))
+    with opened() as paths:
+        at.run()
+    assert not at.exception
+    choice = at.session_state["choice"]
+    assert choice.image.name == f"{token}-good.png"
+    small(at)
+    click(at, "Run")
+    run_to_end(at)
+    (key, film), = films(at).items()
+    assert film.done and film.run.status == "done"
+    sha, snaps = choice.image.sha256, list(film.run.snapshots)
+
+    allowed = at.sidebar.file_uploader(key="upload").allowed_type
+    assert ".svg" not in allowed  # the uploader itself refuses .svg; an SVG renamed .png reaches the app
+    with opened() as paths:
+        for case, (filename, data) in BAD.items():
+            name = f"{token}-{filename}" + ("" if Path(filename).suffix in allowed else ".png")
+            at.sidebar.file_uploader(key="upload").set_value((name, data, "application/octet-stream"))
+            at.run()
+            assert not at.exception, case
+            shown = [e for e in errors(at) if name in e]
+            assert len(shown) == 1 and "\n" not in shown[0], case
+            now = at.session_state["choice"]
+            assert now.image.sha256 == sha, case  # the image in use is unchanged
+            assert films(at) == {key: film} and film.run.snapshots == snaps, case  # and so is the run
+            assert at.select_slider(key="frame_iter").options, case  # still on screen
+    # Uploads live in memory: nothing was ever opened under an uploaded file's name.
+    assert not [p for p, _ in paths if token in p]
+
+    # The app stays usable: a good upload after the bad ones replaces the image.
+    at.sidebar.file_uploader(key="upload").set_value(("again.png", png(good[:, ::-1].copy()), "image/png"))
+    at.run()
+    assert not at.exception and not errors(at)
+    assert at.session_state["choice"].image.sha256 != sha
+
+
+# -- runs that go wrong ------------------------------------------------------------
+
+def test_divergence_in_the_app_shows_a_message_and_keeps_snapshots():
+    at = new_app()
+    small(at, iters=30)
+    click(at, "Step")  # ten iterations: snapshots 0, 1, 2, 3, 5, 8
+    (film,) = films(at).values()
+    kept = list(film.run.snapshots)
+    assert [s.iteration for s in kept] == [0, 1, 2, 3, 5, 8]
+    for group in film.trainer.optimizer.param_groups:
+        group["lr"] = 1e3  # what a far too large learning rate does a few steps in
+    click(at, "Run")
+    run_to_end(at)
+    assert not at.exception
+    assert film.run.status == "diverged"
+    shown = [e for e in errors(at) if "diverged" in e]
+    assert len(shown) == 1 and "lower the learning rate" in shown[0]
+    assert film.run.snapshots == kept and film.frames == len(kept)
+    assert list(at.select_slider(key="frame_iter").options) == [str(s.iteration) for s in kept]
+    # Still usable: scrub the kept frames.
+    at.select_slider(key="frame_iter").set_value(3)
+    at.run()
+    assert not at.exception and at.select_slider(key="frame_iter").value == 3
+
+
+def test_pause_keeps_the_run_and_resume_finishes_it():
+    at = new_app()
+    small(at, iters=30)
+    click(at, "Run")
+    at.run()
+    click(at, "Pause")
+    (film,) = films(at).values()
+    assert not at.session_state["running"]
+    paused_at, kept = film.trainer.iteration, list(film.run.snapshots)
+    at.run()
+    assert film.trainer.iteration == paused_at and film.run.snapshots == kept  # nothing moves while paused
+    click(at, "Run")
+    run_to_end(at)
+    assert film.run.status == "done" and film.run.snapshots[: len(kept)] == kept
+
+
+def test_a_run_too_large_for_memory_is_refused_in_the_app(monkeypatch):
+    at = new_app()
+    small(at)
+    click(at, "Run")
+    run_to_end(at)
+    before = films(at)
+    monkeypatch.setenv("APM_VIZ_MEMORY_LIMIT", "200M")
+    at.sidebar.selectbox(key="preset").set_value("paper")
+    at.run()
+    for label in ("Run", "Step"):
+        at.run()  # the refusal ends its script run early; any interaction draws the page again
+        click(at, label)
+        assert not at.exception, label
+        shown = [e for e in errors(at) if "this run needs about" in e]
+        assert len(shown) == 1 and "preset paper" in shown[0] and "limit is 200 MB" in shown[0], label
+        assert films(at) == before and not at.session_state["running"]
+    # Back to a size that fits: the earlier run is there again.
+    at.sidebar.selectbox(key="preset").set_value("laptop")
+    at.run()
+    assert not at.exception and at.select_slider(key="frame_iter").options
+
+
+# -- teacher weights ------------------------------------------------------------------
+
+@pytest.fixture
+def weights_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / "a-corrupt.pth").write_bytes(b"\x00garbage" * 100)
+    from apm_viz.teachers import create_teacher
+
+    torch.save(create_teacher("dinov2-base", weights="random", depth=1).model.state_dict(), folder / "b-base.pth")
+    torch.save(create_teacher("dinov2-small", weights="random", depth=1).model.state_dict(),
+               folder / "c-one-block.pth")
+    torch.save({"model": {"cls_token": Payload(tmp_path / "ran")}}, folder / "d-hostile.pth")
+    (tmp_path / "outside.pth").write_bytes(b"x")
+    monkeypatch.setenv("APM_VIZ_WEIGHTS_DIR", str(folder))
+    return folder
+
+
+def test_wrong_weights_keep_the_previous_teacher(weights_dir):
+    at = new_app()
+    teacher = at.session_state["choice"].teacher
+    assert teacher.weights.kind == "random"
+    at.sidebar.radio(key="weights_mode").set_value("Local file")
+    with opened() as first:  # the first file in the list is tried at once
+        at.run()
+    first = list(first)
+    files = at.sidebar.selectbox(key="weights_file").options
+    assert files == ["a-corrupt.pth", "b-base.pth", "c-one-block.pth", "d-hostile.pth"]
+    says = {"a-corrupt.pth": "not a readable weights file", "b-base.pth": "wrong shape",
+            "c-one-block.pth": "missing", "d-hostile.pth": "not a readable weights file"}
+    for name in files:
+        at.sidebar.selectbox(key="weights_file").set_value(name)
+        with opened() as paths:
+            at.run()
+        assert not at.exception, name
+        shown = [e for e in errors(at) if e.startswith(name)]
+        assert len(shown) == 1 and says[name] in shown[0] and "keeping the previous teacher" in shown[0], name
+        assert at.session_state["choice"].teacher is teacher, name
+        assert any(p.endswith(name) for p, _ in paths + (first if name == files[0] else [])), name  # tried
+        # Another rerun with the same bad file shows the message again without reading it again.
+        with opened() as paths:
+            at.run()
+        assert [e for e in errors(at) if e.startswith(name)] == shown, name
+        assert not [p for p, _ in paths if p.endswith(name)], name
+    assert not (weights_dir.parent / "ran").exists()
+    # The previous teacher's source is still stated on screen.
+    assert any("random init" in w.value for w in at.sidebar.warning)
+
+
+@pytest.mark.parametrize("typed, says", [
+    ("../outside.pth", "weights must come from the weights folder"),
+    ("{outside}", "weights must come from the weights folder"),
+    ("sub/../../outside.pth", "weights must come from the weights folder"),
+    ("a\0b.pth", "not a usable file name"),
+    ("x" * 300 + ".pth", "not a usable file name"),
+])
+def test_typed_weights_path_is_confined_to_the_folder(tmp_path, monkeypatch, typed, says):
+    folder = tmp_path / "empty-weights"
+    folder.mkdir()
+    (tmp_path / "outside.pth").write_bytes(b"x")
+    monkeypatch.setenv("APM_VIZ_WEIGHTS_DIR", str(folder))
+    at = new_app()
+    teacher = at.session_state["choice"].teacher
+    at.sidebar.radio(key="weights_mode").set_value("Local file")
+    at.run()
+    at.sidebar.text_input(key="weights_typed").set_value(typed.format(outside=tmp_path / "outside.pth"))
+    at.run()
+    assert not at.exception
+    assert len([e for e in errors(at) if says in e]) == 1
+    assert at.session_state["choice"].teacher is teacher
+
+
+def test_listed_link_out_of_the_folder_is_refused(tmp_path, monkeypatch):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (tmp_path / "outside.pth").write_bytes(b"x")
+    (folder / "link-out.pth").symlink_to(tmp_path / "outside.pth")
+    monkeypatch.setenv("APM_VIZ_WEIGHTS_DIR", str(folder))
+    at = new_app()
+    teacher = at.session_state["choice"].teacher
+    at.sidebar.radio(key="weights_mode").set_value("Local file")
+    at.run()
+    assert at.sidebar.selectbox(key="weights_file").value == "link-out.pth"
+    assert not at.exception
+    assert any("weights must come from the weights folder" in e for e in errors(at))
+    assert at.session_state["choice"].teacher is teacher
+
+
+# -- several sessions at once -----------------------------------------------------------
+
+SAMPLES = ("chelsea.jpg", "coffee.jpg", "rocket.jpg")
+
+
+def _session(sample: str, out: dict) -> None:
+    try:
+        at = new_app(timeout=600)
+        at.sidebar.selectbox(key="sample").set_value(sample)
+        at.run()
+        small(at)
+        click(at, "Run")
+        run_to_end(at)
+        out["at"] = at
+    except BaseException as err:  # reported by the main thread
+        out["error"] = err
+
+
+def test_three_sessions_at_once_each_get_their_own_result():
+    from apm_viz.images import load_image, to_array
+    from apm_viz.pipeline import encode
+    from apm_viz.teachers import create_teacher
+    from apm_viz.ttt import recommended, run_ttt
+    from ui.cache import finished_films
+    from ui.state import FILMS_PER_SESSION
+
+    outs = {s: {} for s in SAMPLES}
+    threads = [threading.Thread(target=_session, args=(s, outs[s])) for s in SAMPLES]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(900)
+    assert all("error" not in o for o in outs.values()), {s: o.get("error") for s, o in outs.items()}
+
+    teacher = create_teacher("dinov2-small", None, allow_download=True, seed=0)  # what the app built (offline)
+    shas = set()
+    for sample in SAMPLES:
+        at = outs[sample]["at"]
+        assert not at.exception
+        choice = at.session_state["choice"]
+        assert choice.image.name == sample
+        shas.add(choice.image.sha256)
+        (key, film), = films(at).items()
+        assert key[0] == choice.image.sha256  # its own image, no other session's
+        mine = load_image(ROOT / "assets" / sample)
+        np.testing.assert_array_equal(film.teacher.image, to_array(mine.image, 16 * 14))
+        assert film.done and film.run.status == "done" and film.run.iterations[-1] == ITERS
+        # The correct result: the same run computed alone, outside the app.
+        alone = run_ttt(encode(mine, teacher, 16), recommended(choice.loss, preset="laptop", iters=ITERS, seed=0))
+        np.testing.assert_allclose([v for _, v in film.run.losses], [v for _, v in alone.losses], rtol=1e-3)
+        np.testing.assert_allclose(film.run.snapshots[-1].field, alone.snapshots[-1].field, rtol=1e-3, atol=1e-3)
+        assert len(films(at)) <= FILMS_PER_SESSION
+    assert len(shas) == 3
+    assert len(finished_films()) <= finished_films().capacity == 8

@@ -99,12 +99,12 @@ with st.spinner("MViTv2-S looks at 16 copies of the image: one forward pass for 
 ss["video_tokens_key"] = (choice.image.sha256, model_key)
 
 # -- controls -----------------------------------------------------------------------------
-opts = st.columns([2, 2, 2, 2, 1])
+opts = st.columns([3, 2, 2, 2, 1])
 
 
 def _block_label(b: int) -> str:
     h, w, d = BLOCK_GRIDS[b]
-    low = " · the authors' layer" if b in LOW_BLOCKS else ""
+    low = " · authors' layer" if b in LOW_BLOCKS else ""
     return f"block {b} · {h}x{w}x{d}{low}"
 
 
@@ -187,8 +187,6 @@ with maps[3]:
 # Three 3-D scatters at most: browsers give a page 8 to 16 WebGL contexts.
 scatters = st.columns(4)
 with scatters[0]:
-    if tokens.weights.warning:
-        st.caption("Random-init MViTv2: its islands follow colours and edges, not objects.")
     st.caption(f"{method} of the {side}x{side} " + ("tokens" if side == h else f"tokens (pooled from {h}x{w})"))
 with scatters[1]:
     st.plotly_chart(scatter_figure(mv.coords[0], mv.colors[0], f"MViTv2 · {method}", camera=camera),
@@ -205,10 +203,11 @@ with scatters[3]:
 st.subheader("Across frames")
 vs_chosen = tokens.frame_differences(block, reference=frame)
 vs_previous = tokens.consecutive_differences(block)
-middle = vs_previous[2:FRAMES - 1]
-st.markdown(f"Block {block}: the middle frames differ from the one before by at most **{middle.max():.3f}** "
-            f"(relative, ‖Xₜ − Xₜ₋₁‖ / ‖Xₜ₋₁‖); frame 0 differs from frame 1 by **{vs_previous[1]:.3f}** "
-            "(zero padding in time).")
+centre = FRAMES // 2
+st.markdown(f"Block {block}: the centre frames {centre - 1} and {centre} differ by **{vs_previous[centre]:.3f}**, "
+            f"frames 0 and 1 by **{vs_previous[1]:.3f}**, frames {FRAMES - 2} and {FRAMES - 1} by "
+            f"**{vs_previous[-1]:.3f}** (relative, ‖Xₜ − Xₜ₋₁‖ / ‖Xₜ₋₁‖). Every input frame is the same: what "
+            "differs comes from zero padding in time, which reaches further in from the ends in deeper blocks.")
 if st.checkbox(f"Show block {block} in all {FRAMES} frames", key="video_all_frames"):
     fields = [_projected(tokens.field(block, t)) for t in range(FRAMES)]
     note = "aligned t-SNE: each frame starts from the one before" if config.method == "tsne" else "joint PCA"

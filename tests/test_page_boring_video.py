@@ -18,8 +18,7 @@ def page(tmp_path_factory):
         mp.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
         mp.setenv("APM_VIZ_WEIGHTS_DIR", str(tmp_path_factory.mktemp("weights")))
         at = AppTest.from_file(APP, default_timeout=240)
-        at.run()
-        at.sidebar.radio(key="grid").set_value(16)
+        at.session_state["grid"] = 16
         at.run()
         at.switch_page(PAGE)
         at.run()
@@ -39,8 +38,8 @@ def test_renders_offline_with_random_init_and_says_so(page):
     assert at.selectbox(key="video_block").value == 1  # the authors' "second layer"
     assert at.slider(key="video_frame").value == 0
     assert "No APM run" in texts(at.info)
-    assert "middle frames differ" in texts(at.markdown)
-    assert "islands" in texts(at.caption) and "τ = 0.80" in texts(at.caption)
+    assert "centre frames 3 and 4 differ by" in texts(at.markdown)
+    assert "Island counts at τ = 0.80" in texts(at.caption) and "DINOv2 16x16" in texts(at.caption)
     # input, MViTv2 map, DINOv2 map, two 3-D scatters: no APM yet.
     assert len(at.get("plotly_chart")) == 5
 

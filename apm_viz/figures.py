@@ -132,6 +132,27 @@ def curve_figure(series: dict[str, Sequence[tuple[float, float]]], title: str, y
     return fig
 
 
+def error_map_figure(error: np.ndarray, title: str, unit: str, zmin: Optional[float] = None,
+                     zmax: Optional[float] = None, height: int = 320):
+    """A per-location error map (h, w) as a heatmap with a colour bar in `unit`.
+
+    zmin/zmax: the colour range (default the map's own min and max, i.e. the
+    paper's min-max scaling; a fixed range compares iterations). Hover gives
+    the location and its raw value.
+    """
+    import plotly.graph_objects as go
+
+    h, w = error.shape
+    fig = go.Figure(go.Heatmap(z=error, zmin=float(error.min()) if zmin is None else zmin,
+                               zmax=float(error.max()) if zmax is None else zmax, colorscale="Inferno",
+                               colorbar=dict(title=dict(text=unit, side="right"), thickness=12),
+                               hovertemplate="location (%{y}, %{x})<br>%{z:.4g} " + unit + "<extra></extra>"))
+    fig.update_layout(title=title, margin=dict(l=0, r=0, t=30 if title else 0, b=0), font=FONT, height=height,
+                      xaxis=dict(visible=False, constrain="domain"),
+                      yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"))
+    return fig
+
+
 # -- matplotlib (files) ------------------------------------------------------------
 
 def frame_figure(image: np.ndarray, colors: np.ndarray, title: str, dark: bool = False):

@@ -14,7 +14,7 @@ import streamlit as st
 
 from apm_viz.errors import ApmVizError
 from apm_viz.film import IslandsFilm
-from apm_viz.ttt import recommended
+from apm_viz.ttt import TTTConfig, recommended
 
 from .cache import finished_films
 from .sidebar import Choice, teacher_output
@@ -76,3 +76,23 @@ def latest_film(choice: Choice) -> Optional[IslandsFilm]:
         if key[:-1] == choice.key:
             return films[key]
     return None
+
+
+def get_config_film(choice: Choice, config: TTTConfig, create: bool = False) -> Optional[IslandsFilm]:
+    """This session's film for the choice's image, teacher and grid under an explicit
+    TTT config (its loss, settings and iterations), without live projections:
+    for pages that compare fields rather than draw islands."""
+    films: OrderedDict = st.session_state.setdefault("config_films", OrderedDict())
+    key = (choice.image.sha256, choice.teacher_key, choice.grid, config)
+    film = films.get(key)
+    if film is None and create:
+        film = IslandsFilm(teacher_output(choice), config, live={}, seed=choice.seed)
+        films[key] = film
+        while len(films) > FILMS_PER_SESSION:
+            films.popitem(last=False)
+    return film
+
+
+def drop_config_film(choice: Choice, config: TTTConfig) -> None:
+    st.session_state.setdefault("config_films", OrderedDict()).pop(
+        (choice.image.sha256, choice.teacher_key, choice.grid, config), None)

@@ -129,7 +129,7 @@ def safe_filename(name: Optional[str], default: str = "image", max_len: int = 80
     text = unicodedata.normalize("NFKD", str(name or "")).encode("ascii", "ignore").decode("ascii")
     text = re.split(r"[\\/]", text)[-1]
     text = re.sub(r"[^A-Za-z0-9._-]+", "_", text)
-    text = re.sub(r"_+", "_", text).strip("._- ")
+    text = re.sub(r"_+", "_", text)
     stem, dot, ext = text.rpartition(".")
     if not dot:
         stem, ext = text, ""

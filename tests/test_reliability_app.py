@@ -36,6 +36,14 @@ def _audit(event, args):
 sys.addaudithook(_audit)
 
 
+def _sockets(event, args):
+    if _OPENS["on"] and event in ("socket.connect", "socket.getaddrinfo"):
+        _OPENS["paths"].append((event, str(args[:2])))
+
+
+sys.addaudithook(_sockets)
+
+
 class opened:
     """Record every path the process opens inside the block (all threads)."""
 
@@ -99,6 +107,22 @@ def png(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, "PNG")
     return buf.getvalue()
+
+
+# -- no network -------------------------------------------------------------------------
+
+def test_offline_first_page_falls_back_without_touching_the_network(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    at = AppTest.from_string(ENTRY, default_timeout=240)
+    at.session_state["seed"] = 4242  # a teacher no earlier test has cached: built now
+    with opened() as events:
+        at.run()
+    assert not at.exception
+    assert not [e for e in events if e[0].startswith("socket.")]
+    teacher = at.session_state["choice"].teacher
+    assert teacher.weights.kind == "random" and teacher.weights.detail == "seed 4242, hub unreachable"
+    assert any("random init: seed 4242, hub unreachable" in w.value for w in at.sidebar.warning)
+    assert any("Random-init teacher" in w.value for w in at.warning)
 
 
 # -- bad images: one line, the image and the run stay ----------------------------------

@@ -91,3 +91,23 @@ def test_paper_settings_are_one_click_away_and_start_their_own_film(finished):
     run_own(at)
     paper = [f for f in own_films(at).values() if f.run.config.lr == 1e-4]
     assert len(paper) == 1 and paper[0].run.status == "done" and not paper[0].run.config.local_patch
+
+
+def test_reads_the_islands_pages_grid_run():
+    from apptest_util import click, run_to_end, small_app
+
+    at = small_app(iters=20, loss="grid")
+    click(at, "Run")
+    run_to_end(at)
+    at.switch_page(PAGE)
+    at.run()
+    assert not at.exception
+    source = at.radio(key="tva_source")
+    assert len(source.options) == 2
+    source.set_value(source.options[1])
+    at.run()
+    assert not at.exception
+    assert at.select_slider(key="tva_iter").value == 20
+    rel = float(next(m.value for m in at.metric if m.label == "Mean relative L1 error"))
+    assert 0 < rel < 1.0
+    assert "config_films" not in at.session_state or not at.session_state["config_films"]

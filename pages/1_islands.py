@@ -6,6 +6,7 @@ import streamlit as st
 
 from apm_viz.figures import camera_from_angles, curve_figure, image_figure, island_map_figure, scatter_figure
 from apm_viz.islands import DEFAULT_MIN_SIZE, DEFAULT_TAU, ProjectionConfig
+from ui.downloads import export_panel
 from ui.state import current_choice, drop_film, get_film, publish_if_done
 
 st.title("Islands of agreement")
@@ -136,6 +137,8 @@ def film_view():
                                                                   (labels[-1], film.teacher_islands(tau, min_size))]},
                                      f"islands at τ = {tau:.2f}", "count", current=it),
                         width="stretch", key="count_fig")
+    if film.done:
+        export_panel(choice, film, method == "PCA", tau, min_size, it, azimuth, elevation)
 
 
 film_view()

@@ -5,11 +5,11 @@ unfolded through the same MLP into a frame."""
 import time
 from typing import Optional
 
-import numpy as np
 import streamlit as st
 
 from apm_viz import interpolate as itp
 from apm_viz.errors import ApmVizError
+from apm_viz.figures import upscale
 from apm_viz.images import LoadedImage, load_image
 from ui.cache import get_teacher_output
 from ui.sidebar import SAMPLES, _load_sample
@@ -18,6 +18,8 @@ from ui.state import current_choice
 UPLOAD = "Upload…"
 #: Seconds of fitting per fragment tick: short, so the page answers clicks.
 TICK = 0.5
+#: Pixels per picture in the strips and the player; nearest-neighbour, so grid cells stay sharp.
+THUMB, LARGE = 96, 320
 
 st.title("Latent interpolation")
 choice = current_choice()
@@ -181,20 +183,20 @@ st.caption(f"Smoothness: largest step between consecutive frames over the distan
 
 st.subheader("The walk")
 refs = st.columns([1, 8, 1])
-refs[0].image(memory.target_rgb[0], caption=f"A: {memory.names[0]}", width="stretch", clamp=True)
-refs[2].image(memory.target_rgb[1], caption=f"B: {memory.names[1]}", width="stretch", clamp=True)
+refs[0].image(upscale(memory.target_rgb[0], THUMB), caption=f"A: {memory.names[0]}", width="stretch")
+refs[2].image(upscale(memory.target_rgb[1], THUMB), caption=f"B: {memory.names[1]}", width="stretch")
 with refs[1]:
-    st.image([np.clip(f, 0, 1) for f in frames], caption=labels, width=72)
+    st.image([upscale(f, THUMB) for f in frames], caption=labels, width=72)
 
-player = st.columns([2, 2, 3])
+player = st.columns(3)
 with player[0]:
     k = st.slider("Position along the walk", 0, len(w) - 1, 0, key="interp_pos")
-    st.image(np.clip(frames[k], 0, 1), caption=labels[k], width="stretch")
+    st.image(upscale(frames[k], LARGE), caption=labels[k], width="stretch")
 if "gif" not in entry:
-    entry["gif"], entry["strip"] = itp.walk_gif(frames), itp.strip_png(frames)
+    entry["gif"], entry["strip"] = itp.walk_gif(frames, size=LARGE), itp.strip_png(frames)
 gif = entry["gif"]
 with player[1]:
-    st.image(gif, caption="the walk, there and back", width="stretch")
+    st.image(gif, caption="the walk, there and back (GIF)", width="stretch")
 
 # -- islands in one colour space --------------------------------------------------------
 with player[2]:
@@ -204,10 +206,12 @@ with player[2]:
             entry["islands"][proj_name] = (itp.walk_islands(w.fields, proj_name, seed=choice.seed),
                                            itp.walk_island_counts(w.fields))
     proj, counts = entry["islands"][proj_name]
-    st.image(proj.colors[k], caption=f"islands at {labels[k]} · {counts[k]}", width="stretch", clamp=True)
+    st.image(upscale(proj.colors[k], LARGE), caption=f"islands at {labels[k]} · {counts[k]} islands",
+             width="stretch")
 st.subheader("Islands along the walk")
 st.caption("Every field projected together, so a colour means the same thing in every frame.")
-st.image(list(proj.colors), caption=[f"{lab} · {c}" for lab, c in zip(labels, counts)], width=72, clamp=True)
+st.image([upscale(c, THUMB) for c in proj.colors], caption=[f"{lab} · {c}" for lab, c in zip(labels, counts)],
+         width=72)
 
 if dreams:
     st.subheader("Dreams")
@@ -217,7 +221,7 @@ if dreams:
         _, rgb = itp.decode(memory.model, codes)
         state["dream_key"] = dream_key
         state["dreams"] = rgb if detail == 1 else itp.decode_rgb(memory.model, codes, scale=detail)
-    st.image([np.clip(f, 0, 1) for f in state["dreams"]], caption=[f"dream {i + 1}" for i in range(dreams)],
+    st.image([upscale(f, THUMB) for f in state["dreams"]], caption=[f"dream {i + 1}" for i in range(dreams)],
              width=96)
 
 dl = st.columns(2)

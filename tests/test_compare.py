@@ -12,7 +12,7 @@ from apm_viz.ttt import GRID_DEFAULTS, Trainer, run_ttt
 @pytest.fixture(scope="module")
 def fitted(teacher_out16):
     """A short converging grid run on the 16x16 sample, its trainer kept live."""
-    tr = Trainer(teacher_out16, converging_config("grid", iters=80, snapshots=(0, 20, 40)))
+    tr = Trainer(teacher_out16, converging_config("grid", iters=60, snapshots=(0, 20, 40)))
     while not tr.run.finished:
         tr.step(20)
     return tr
@@ -100,7 +100,7 @@ def test_comparison_caches_frames_and_the_error_falls(fitted, teacher_out16):
     assert f.teacher_colors.shape == f.apm_colors.shape == (16, 16, 3)
     assert comp.error(40, "cosine") is comp.error(40, "cosine")
     curve = comp.curve()
-    assert [i for i, _ in curve] == [0, 20, 40, 80]
+    assert [i for i, _ in curve] == [0, 20, 40, 60]
     assert curve[0][1] > 0.9  # a fresh field is about as far as zeros
     assert curve[-1][1] < 0.5 * curve[0][1]
     s = summary(comp)
@@ -122,7 +122,7 @@ def test_settings_paper_one_call_away_and_grid_required():
 
 
 def test_converging_settings_beat_the_papers_at_equal_steps(teacher_out16):
-    conv = run_ttt(teacher_out16, converging_config("grid", iters=60, snapshots=(0,)))
-    paper = run_ttt(teacher_out16, paper_config("grid", iters=60, snapshots=(0,)))
+    conv = run_ttt(teacher_out16, converging_config("grid", iters=40, snapshots=(0,)))
+    paper = run_ttt(teacher_out16, paper_config("grid", iters=40, snapshots=(0,)))
     last = lambda run: relative_error(run.snapshots[-1].field, teacher_out16.grid).mean()
     assert last(conv) < 0.8 * last(paper)

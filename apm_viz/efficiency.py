@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .model import APM, count_parameters, get_preset
+from .seeding import seeded
 from .teachers import PATCH, Teacher
 from .ttt import image_tensor
 
@@ -125,8 +126,7 @@ def measure_fig2(teacher: Teacher, image: np.ndarray, preset: str = "paper-ttt",
     grid = s // PATCH
     n = grid * grid
     report = progress or (lambda f, what: None)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    with seeded(0):
         model = APM(get_preset(preset), (grid, grid), teacher.dim).to(device).eval()
     x = image_tensor(image).to(device)
     xt = ((torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).float() - teacher.mean)

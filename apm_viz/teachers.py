@@ -20,6 +20,7 @@ import torch
 
 from .errors import ApmVizError
 from .images import pool_to_grid
+from .seeding import seeded
 
 #: Short names -> timm model names (DINOv2 ViT-?/14, with and without registers).
 DINOV2 = {
@@ -199,8 +200,7 @@ class Teacher:
 def _build(timm_name: str, seed: int, **kwargs) -> torch.nn.Module:
     import timm
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         return timm.create_model(timm_name, pretrained=False, dynamic_img_size=True, **kwargs)
 
 

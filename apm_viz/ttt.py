@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from .errors import ApmVizError
 from .model import APM, APMConfig, get_preset
+from .seeding import seeded
 from .teachers import PATCH, TeacherOutput, WeightsSource
 
 LOSSES = ("token", "grid", "rgb")
@@ -196,8 +197,7 @@ def image_tensor(image: np.ndarray) -> torch.Tensor:
 
 def build_apm(config: TTTConfig, grid: int, feature_dim: int) -> APM:
     """A freshly initialised APM, seeded by config.seed."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
+    with seeded(config.seed):
         return APM(config.apm_config(), (grid, grid), feature_dim).to(config.device)
 
 

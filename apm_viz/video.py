@@ -39,6 +39,7 @@ from PIL import Image
 
 from .errors import ApmVizError
 from .images import LoadedImage, to_array
+from .seeding import seeded
 from .teachers import WeightsSource, apply_state_dict, load_state_dict_file
 
 #: Input frames the model needs (torchvision's MViTv2-S is built for 16).
@@ -267,8 +268,7 @@ def build_mvit(seed: int = 0) -> torch.nn.Module:
     """torchvision's MViTv2-S, random init drawn from `seed` (the global RNG is left alone)."""
     from torchvision.models.video import mvit_v2_s
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         return mvit_v2_s(weights=None)
 
 

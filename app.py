@@ -1,4 +1,4 @@
-"""apm-viz: `streamlit run app.py`. Navigation over pages/ and the shared sidebar."""
+"""apm-viz: `streamlit run app.py`. Navigation over views/ and the shared sidebar."""
 
 from pathlib import Path
 
@@ -8,7 +8,9 @@ from ui import sidebar
 
 st.set_page_config(page_title="apm-viz: islands of agreement", page_icon="🏝️", layout="wide")
 
-PAGES = Path(__file__).parent / "pages"
+# Not "pages/": Streamlit would also treat that folder as an old-style multipage app
+# (a direct link to a page would then run it without this script and its sidebar).
+PAGES = Path(__file__).parent / "views"
 TITLES = {"islands": "Islands", "teacher_vs_apm": "Teacher vs APM", "interpolation": "Latent interpolation",
           "boring_video": "Boring video", "efficiency": "Efficiency"}
 

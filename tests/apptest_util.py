@@ -1,4 +1,5 @@
-"""Helpers for AppTest-driven page tests."""
+"""Helpers for AppTest-driven page tests: every run goes through app.py, so the
+shared sidebar is drawn and read as in `streamlit run app.py`."""
 
 from pathlib import Path
 
@@ -7,14 +8,9 @@ from streamlit.testing.v1 import AppTest
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
-def new_app(**sidebar) -> AppTest:
-    """A fresh session of the app, its sidebar widgets set by key before the first run.
-
-    Under st.navigation, AppTest's element tree loses the sidebar after the
-    first run (the real app keeps it; the browser test drives it there), so
-    sidebar values are given as initial session state, which widgets read.
-    """
-    at = AppTest.from_file(APP, default_timeout=180)
+def new_app(timeout: float = 240, **sidebar) -> AppTest:
+    """A fresh session of the app; `sidebar` sets widgets by key before the first run."""
+    at = AppTest.from_file(APP, default_timeout=timeout)
     for key, value in sidebar.items():
         at.session_state[key] = value
     at.run()
@@ -23,10 +19,18 @@ def new_app(**sidebar) -> AppTest:
 
 def small_app(iters: int = 30, **sidebar) -> AppTest:
     """A session with fast settings: a 16x16 grid and few iterations."""
-    at = new_app(grid=16, **sidebar)
+    at = new_app(**sidebar)
+    small(at, iters)
+    return at
+
+
+def small(at: AppTest, iters: int = 30) -> None:
+    """Switch a running session to a 16x16 grid and few iterations, through the widgets."""
+    at.sidebar.radio(key="grid").set_value(16)
+    at.run()
     at.number_input(key="iters").set_value(iters)
     at.run()
-    return at
+    assert at.session_state["choice"].grid == 16
 
 
 def click(at: AppTest, label: str) -> None:
@@ -34,7 +38,7 @@ def click(at: AppTest, label: str) -> None:
     at.run()
 
 
-def run_to_end(at: AppTest, max_reruns: int = 200) -> None:
+def run_to_end(at: AppTest, max_reruns: int = 300) -> None:
     """Fragments with run_every do not tick under AppTest: rerun until the film is done."""
     for _ in range(max_reruns):
         if not at.session_state["running"]:

@@ -78,18 +78,16 @@ def test_pca_projection_option(finished):
 
 def test_upload_mode_without_a_file_asks_for_one():
     at = new_app(image_source="Upload")
-    # AppTest has no file-upload driver; the browser test uploads a file.
     assert not at.exception
     assert "upload an image" in at.info[0].value
 
 
 def test_pause_and_step():
-    at = small_app(iters=40)
+    at = small_app(iters=1000)  # long enough not to finish between two clicks
     click(at, "Step")
     (film,) = films(at).values()
     assert film.trainer.iteration == 10 and not at.session_state["running"]
     click(at, "Run")
-    at.run()
     click(at, "Pause")
     it = film.trainer.iteration
     at.run()

@@ -5,7 +5,7 @@ from apptest_util import click, new_app
 
 def test_efficiency_page_measures_and_plots():
     at = new_app()
-    at.switch_page("pages/5_efficiency.py")
+    at.switch_page("views/5_efficiency.py")
     at.run()
     assert not at.exception
     assert at.title[0].value == "Efficiency"

@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-PAGE = "pages/3_interpolation.py"
+PAGE = "views/3_interpolation.py"
 
 
 def open_page() -> AppTest:

@@ -16,11 +16,11 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from apptest_util import APP, click, films, new_app, run_to_end, small
 from test_reliability_images import BAD, quadrants
 from test_reliability_weights import Payload
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
 ITERS = 10  # the smallest the page allows
 
 # -- seeing which files the process opens -------------------------------------------
@@ -58,46 +58,6 @@ class opened:
 
 # -- driving the app ----------------------------------------------------------------
 
-#: The app, started from a script outside the repository. Streamlit treats an
-#: entry script with a `pages/` folder beside it as an old-style multipage app;
-#: AppTest re-detects that before every run and then reruns the last page alone,
-#: without app.py and its sidebar, so sidebar widgets stop working after the first
-#: run. Running app.py through runpy from elsewhere keeps every run going through
-#: app.py, as `streamlit run app.py` does once st.navigation has been called.
-ENTRY = f"import runpy, sys\nsys.path.insert(0, {str(ROOT)!r})\nrunpy.run_path({APP!r}, run_name='__main__')\n"
-
-
-def new_app(timeout: float = 240) -> AppTest:
-    at = AppTest.from_string(ENTRY, default_timeout=timeout)
-    at.run()
-    assert not at.exception
-    return at
-
-
-def small(at: AppTest, iters: int = ITERS) -> None:
-    at.sidebar.radio(key="grid").set_value(16)
-    at.run()
-    at.number_input(key="iters").set_value(iters)
-    at.run()
-
-
-def click(at: AppTest, label: str) -> None:
-    next(b for b in at.button if b.label.endswith(label)).click()
-    at.run()
-
-
-def run_to_end(at: AppTest, max_reruns: int = 300) -> None:
-    for _ in range(max_reruns):
-        if not at.session_state["running"]:
-            return
-        at.run()
-    raise AssertionError("the run did not finish")
-
-
-def films(at: AppTest) -> dict:
-    return dict(at.session_state["films"]) if "films" in at.session_state else {}
-
-
 def errors(at: AppTest) -> list[str]:
     """Every st.error on screen, sidebar included."""
     return [e.value for e in at.error]
@@ -113,7 +73,7 @@ def png(array: np.ndarray) -> bytes:
 
 def test_offline_first_page_falls_back_without_touching_the_network(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    at = AppTest.from_string(ENTRY, default_timeout=240)
+    at = AppTest.from_file(APP, default_timeout=240)
     at.session_state["seed"] = 4242  # a teacher no earlier test has cached: built now
     with opened() as events:
         at.run()
@@ -139,7 +99,7 @@ def test_bad_uploads_keep_the_image_and_the_run():
     assert not at.exception
     choice = at.session_state["choice"]
     assert choice.image.name == f"{token}-good.png"
-    small(at)
+    small(at, ITERS)
     click(at, "Run")
     run_to_end(at)
     (key, film), = films(at).items()
@@ -213,7 +173,7 @@ def test_pause_keeps_the_run_and_resume_finishes_it():
 
 def test_a_run_too_large_for_memory_is_refused_in_the_app(monkeypatch):
     at = new_app()
-    small(at)
+    small(at, ITERS)
     click(at, "Run")
     run_to_end(at)
     before = films(at)
@@ -330,12 +290,12 @@ SEED = 77
 
 def _session(sample: str, out: dict) -> None:
     try:
-        at = AppTest.from_string(ENTRY, default_timeout=600)
+        at = AppTest.from_file(APP, default_timeout=600)
         at.session_state["seed"] = SEED
         at.run()
         at.sidebar.selectbox(key="sample").set_value(sample)
         at.run()
-        small(at)
+        small(at, ITERS)
         click(at, "Run")
         run_to_end(at)
         out["at"] = at

@@ -174,7 +174,7 @@ with maps[1]:
 with maps[2]:
     if apm is None:
         st.info("No APM run for this image and these settings yet: run it on the Islands page, then come back.")
-        st.page_link("pages/1_islands.py", label="Go to the Islands page", icon="🏝️")
+        st.page_link("views/1_islands.py", label="Go to the Islands page", icon="🏝️")
     else:
         st.plotly_chart(island_map_figure(apm[1], f"APM, iteration {apm[3]} · {apm[2]} islands"),
                         width="stretch", key="video_apm_map", config={"displayModeBar": False})

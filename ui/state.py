@@ -86,7 +86,7 @@ def get_config_film(choice: Choice, config: TTTConfig, create: bool = False) -> 
     key = (choice.image.sha256, choice.teacher_key, choice.grid, config)
     film = films.get(key)
     if film is None and create:
-        film = IslandsFilm(teacher_output(choice), config, live={}, seed=choice.seed)
+        film = start_film(choice, config, live={})
         films[key] = film
         while len(films) > FILMS_PER_SESSION:
             films.popitem(last=False)

@@ -31,7 +31,7 @@ from .errors import ApmVizError
 from .islands import Projection, ProjectionConfig, island_history, project
 from .model import APM, grid_coords
 from .teachers import PATCH, TeacherOutput
-from .ttt import Run, Trainer, TTTConfig, image_tensor, recommended
+from .ttt import Run, Trainer, TTTConfig, drive, image_tensor, recommended
 
 #: Default number of Adam updates of a memory fit. Measured on chelsea + coffee
 #: at 16x16, laptop preset, random ViT-S/14 teacher: 300 updates take about 6 s
@@ -153,12 +153,7 @@ def fit_memory(teachers: Sequence[TeacherOutput], config: Optional[TTTConfig] = 
     `should_stop()`); `progress(run)` after each chunk. Raises ApmVizError
     if the fit diverged."""
     trainer = MemoryTrainer(teachers, config, names)
-    while not trainer.run.finished:
-        if should_stop is not None and should_stop():
-            trainer.cancel()
-        trainer.step(chunk)
-        if progress is not None:
-            progress(trainer.run)
+    drive(trainer, progress, should_stop, chunk)
     return trainer.memory()
 
 

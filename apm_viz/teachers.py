@@ -13,7 +13,7 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import ClassVar, Optional, Union
 
 import numpy as np
 import torch
@@ -58,15 +58,19 @@ class WeightsSource:
     def pretrained(self) -> bool:
         return self.kind != "random"
 
+    #: How each kind is named on screen, and what a random init means; a model
+    #: family with other sources (e.g. video.VideoWeightsSource) overrides these.
+    KIND_NAMES: ClassVar[dict] = {"local": "local file", "cache": "Hugging Face cache", "hub": "Hugging Face hub",
+                                  "random": "random init"}
+    RANDOM_TEXT: ClassVar[str] = RANDOM_WARNING
+
     @property
     def label(self) -> str:
-        names = {"local": "local file", "cache": "Hugging Face cache", "hub": "Hugging Face hub",
-                 "random": "random init"}
-        return f"{names.get(self.kind, self.kind)}: {self.detail}"
+        return f"{self.KIND_NAMES.get(self.kind, self.kind)}: {self.detail}"
 
     @property
     def warning(self) -> Optional[str]:
-        return None if self.pretrained else RANDOM_WARNING
+        return None if self.pretrained else self.RANDOM_TEXT
 
 
 @dataclass

@@ -427,10 +427,10 @@ class Trainer:
 ProgressFn = Callable[[Run], None]
 
 
-def run_ttt(teacher: TeacherOutput, config: TTTConfig, progress: Optional[ProgressFn] = None,
-            should_stop: Optional[Callable[[], bool]] = None, chunk: int = 10) -> Run:
-    """Train to the end (or until `should_stop()` or divergence); `progress(run)` after each chunk."""
-    trainer = Trainer(teacher, config)
+def drive(trainer: Trainer, progress: Optional[ProgressFn] = None,
+          should_stop: Optional[Callable[[], bool]] = None, chunk: int = 10) -> Run:
+    """Step a trainer to the end (or until `should_stop()` or divergence);
+    `progress(run)` after each chunk of iterations."""
     while not trainer.run.finished:
         if should_stop is not None and should_stop():
             trainer.cancel()
@@ -438,3 +438,9 @@ def run_ttt(teacher: TeacherOutput, config: TTTConfig, progress: Optional[Progre
         if progress is not None:
             progress(trainer.run)
     return trainer.run
+
+
+def run_ttt(teacher: TeacherOutput, config: TTTConfig, progress: Optional[ProgressFn] = None,
+            should_stop: Optional[Callable[[], bool]] = None, chunk: int = 10) -> Run:
+    """Test-time training of a fresh APM on one image, to the end (see `drive`)."""
+    return drive(Trainer(teacher, config), progress, should_stop, chunk)

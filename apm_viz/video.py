@@ -31,7 +31,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import ClassVar, Optional, Union
 
 import numpy as np
 import torch
@@ -68,15 +68,9 @@ class VideoWeightsSource(WeightsSource):
     """Where MViTv2's weights came from: "local", "cache" (torch hub cache),
     "hub" (downloaded now from download.pytorch.org) or "random"."""
 
-    @property
-    def label(self) -> str:
-        names = {"local": "local file", "cache": "torch hub cache", "hub": "downloaded from torchvision",
-                 "random": "random init"}
-        return f"{names.get(self.kind, self.kind)}: {self.detail}"
-
-    @property
-    def warning(self) -> Optional[str]:
-        return None if self.pretrained else RANDOM_WARNING
+    KIND_NAMES: ClassVar[dict] = {"local": "local file", "cache": "torch hub cache",
+                                  "hub": "downloaded from torchvision", "random": "random init"}
+    RANDOM_TEXT: ClassVar[str] = RANDOM_WARNING
 
 
 @dataclass

@@ -27,6 +27,15 @@ def current_choice() -> Optional[Choice]:
     return st.session_state.get("choice")
 
 
+def require_choice() -> Choice:
+    """The sidebar's choice; until there is one (no image yet) the page says what to do and stops."""
+    choice = current_choice()
+    if choice is None:
+        st.info("Pick a sample or upload an image in the sidebar.")
+        st.stop()
+    return choice
+
+
 def film_key(choice: Choice, iters: int) -> tuple:
     return choice.key + (iters,)
 

@@ -7,13 +7,10 @@ import streamlit as st
 from apm_viz.figures import camera_from_angles, curve_figure, image_figure, island_map_figure, scatter_figure
 from apm_viz.islands import DEFAULT_MIN_SIZE, DEFAULT_TAU, ProjectionConfig
 from ui.downloads import export_panel
-from ui.state import current_choice, drop_film, get_film, publish_if_done
+from ui.state import drop_film, get_film, publish_if_done, require_choice
 
 st.title("Islands of agreement")
-choice = current_choice()
-if choice is None:
-    st.info("Pick a sample or upload an image in the sidebar.")
-    st.stop()
+choice = require_choice()
 
 ss = st.session_state
 top = st.columns([1, 1, 1, 1, 2])

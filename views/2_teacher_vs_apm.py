@@ -6,13 +6,10 @@ import streamlit as st
 from apm_viz.compare import (DEFAULT_ITERS, DEFAULT_THRESHOLD, METRICS, Comparison, converging_config,
                              paper_config, summary)
 from apm_viz.figures import curve_figure, error_map_figure, image_figure, island_map_figure
-from ui.state import current_choice, drop_config_film, get_config_film, latest_film
+from ui.state import drop_config_film, get_config_film, latest_film, require_choice
 
 st.title("Teacher vs APM")
-choice = current_choice()
-if choice is None:
-    st.info("Pick a sample or upload an image in the sidebar.")
-    st.stop()
+choice = require_choice()
 
 ss = st.session_state
 SETTINGS = {"converging": "Converging (lr 1e-3, code up to π rad per step, local patch I_xy)",
@@ -41,12 +38,12 @@ else:
     make = converging_config if settings == "converging" else paper_config
     config = make(loss, preset=choice.preset, iters=iters, seed=choice.seed)
     film = get_config_film(choice, config)
-    if cols[3].button("▶ Run", type="primary", width="stretch", disabled=film is not None and film.done):
+    if cols[3].button("Run", icon=":material/play_arrow:", type="primary", width="stretch", disabled=film is not None and film.done):
         film = get_config_film(choice, config, create=True)
         ss["tva_running"] = True
-    if cols[4].button("⏸ Pause", width="stretch", disabled=not ss.get("tva_running")):
+    if cols[4].button("Pause", icon=":material/pause:", width="stretch", disabled=not ss.get("tva_running")):
         ss["tva_running"] = False
-    if cols[5].button("↺ Reset", width="stretch"):
+    if cols[5].button("Reset", icon=":material/restart_alt:", width="stretch"):
         drop_config_film(choice, config)
         film, ss["tva_running"] = None, False
 

@@ -13,7 +13,7 @@ from apm_viz.figures import upscale
 from apm_viz.images import LoadedImage, load_image
 from ui.cache import get_teacher_output
 from ui.sidebar import SAMPLES, _load_sample
-from ui.state import current_choice
+from ui.state import require_choice
 
 UPLOAD = "Upload…"
 #: Seconds of fitting per fragment tick: short, so the page answers clicks.
@@ -22,10 +22,7 @@ TICK = 0.5
 THUMB, LARGE = 96, 320
 
 st.title("Latent interpolation")
-choice = current_choice()
-if choice is None:
-    st.info("Pick a sample or upload an image in the sidebar.")
-    st.stop()
+choice = require_choice()
 ss = st.session_state
 
 with st.expander("What you are looking at", expanded=False):

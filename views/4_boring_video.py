@@ -14,7 +14,7 @@ from apm_viz.teachers import list_weights, resolve_weights_path, weights_folder
 from apm_viz.video import (BLOCK_GRIDS, DEFAULT_BLOCK, FRAMES, LOW_BLOCKS, BoringVideo, BoringVideoOutput,
                            create_boring_video, pool_field)
 from ui.sidebar import teacher_output
-from ui.state import current_choice, get_film, latest_film
+from ui.state import get_film, latest_film, require_choice
 
 WEIGHT_MODES = ("Automatic (torch hub cache, download, else random)", "Local file", "Random init")
 #: Side above which a field is average-pooled before t-SNE (block 0 is 56x56).
@@ -39,10 +39,7 @@ def get_projection(key: tuple, config: ProjectionConfig, _fields: list) -> Proje
 
 
 st.title("Boring video")
-choice = current_choice()
-if choice is None:
-    st.info("Pick a sample or upload an image in the sidebar.")
-    st.stop()
+choice = require_choice()
 ss = st.session_state
 
 with st.expander("What you are looking at", expanded=False):

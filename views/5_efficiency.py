@@ -8,13 +8,10 @@ from apm_viz.efficiency import DEFAULT_CHUNKS, PAPER_FIG2, fig2_figure, measure_
 from apm_viz.images import to_array
 from apm_viz.model import PRESETS
 from apm_viz.teachers import PATCH
-from ui.state import current_choice
+from ui.state import require_choice
 
 st.title("Efficiency")
-choice = current_choice()
-if choice is None:
-    st.info("Pick a sample or upload an image in the sidebar.")
-    st.stop()
+choice = require_choice()
 
 st.markdown(
     "Every location is an independent query of the same MLP (*a patch is a batch*), so the APM can compute "

@@ -1132,3 +1132,224 @@ def summary_lines(result: IslandsResult) -> list[str]:
     return [f"loss fell {result.run.loss_drop():.3g}-fold; islands by iteration "
             + ", ".join(f"{i}:{c}" for i, c in result.islands) + f"; teacher {result.teacher_islands}"]
 
+
+
+# -- the other pages' figures (plain arrays in, matplotlib Figures out) -------------
+
+def figure_file(build: Callable[[Style], "object"], fmt: str, style: str = "light", dpi: float = 200,
+                width_px: Optional[int] = None) -> bytes:
+    """Any figure builder below as PNG / SVG / PDF bytes in a slide style.
+
+    build: style -> matplotlib Figure (called inside the style's rc context, so
+    fonts and colours follow it). width_px, when set, wins over dpi for PNGs."""
+    st = get_style(style)
+    with _mpl(st):
+        fig = build(st)
+        return matplotlib_to_bytes(fig, fmt, width_px / fig.get_size_inches()[0] if width_px else dpi)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One island map of a comparison row.
+
+    colors: (h, w, 3) in [0, 1]; title: above it; islands: its island count
+    (None: not counted), written under it."""
+
+    colors: np.ndarray
+    title: str
+    islands: Optional[int] = None
+
+
+def _draw_values(ax, values: np.ndarray, cmap: str, vmin: float, vmax: float):
+    """A scalar map (h, w) as one vector quad per location (as `_draw_map`); returns the mesh for a colour bar."""
+    h, w = values.shape
+    mesh = ax.pcolormesh(np.arange(w + 1), np.arange(h + 1), np.asarray(values, np.float64), cmap=cmap,
+                         vmin=vmin, vmax=vmax, shading="flat", edgecolors="face", linewidth=0.25,
+                         antialiased=False, rasterized=False)
+    ax.set_xlim(0, w)
+    ax.set_ylim(h, 0)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    return mesh
+
+
+def _under(ax, text: str, style: Style, color: Optional[str] = None) -> None:
+    ax.text(0.5, -0.04, text, transform=ax.transAxes, ha="center", va="top", color=color or style.muted,
+            fontsize=style.size * 0.85)
+
+
+def _colorbar(fig, ax, mesh, label: str, style: Style):
+    """A slim colour bar beside `ax`, as tall as its (square) map, drawn as vectors."""
+    ax.apply_aspect()
+    box = ax.get_position()
+    cax = fig.add_axes((box.x1 + 0.01, box.y0, 0.012, box.height))
+    cb = fig.colorbar(mesh, cax=cax)
+    # matplotlib rasterizes colour bars of 50 colours or more; a slide wants the vector.
+    cb.solids.set_rasterized(False)
+    cb.solids.set_edgecolor("face")
+    cb.outline.set_edgecolor(style.muted)
+    from matplotlib.ticker import MaxNLocator
+
+    cax.yaxis.set_major_locator(MaxNLocator(4))
+    cax.tick_params(colors=style.muted, labelsize=style.size * 0.75)
+    cb.set_label(label, color=style.foreground, fontsize=style.size * 0.85)
+    return cb
+
+
+def maps_figure(image: np.ndarray, panels: Sequence[Panel], style: Style, title: Optional[str] = None,
+                image_title: str = "input", extra: int = 0, size: Optional[tuple[float, float]] = None):
+    """The input, then one island map per panel, in a row; `extra` empty slots
+    are left at the end for the caller (e.g. an error map). Returns (fig, axes).
+
+    image: (H, W, 3) in [0, 1]."""
+    cols = 1 + len(panels) + extra
+    fig = _new_figure("maps", style, size or (4.0 * cols, 5.0))
+    axes = fig.subplots(1, cols, squeeze=False)[0]
+    _draw_image(axes[0], image)
+    axes[0].set_title(image_title, pad=10)
+    for ax, p in zip(axes[1:], panels):
+        _draw_map(ax, p.colors, style)
+        ax.set_title(p.title, pad=10)
+        if p.islands is not None:
+            _under(ax, f"{p.islands} islands", style)
+    top = 0.80 if title else 0.88
+    fig.subplots_adjust(left=0.01, right=0.99 if not extra else 0.93, bottom=0.1, top=top, wspace=0.08)
+    if title:
+        fig.suptitle(title, y=0.965)
+    return fig, axes
+
+
+def teacher_vs_apm_figure(image: np.ndarray, teacher_colors: np.ndarray, apm_colors: np.ndarray,
+                          error: np.ndarray, style: Style, iteration: int, unit: str, teacher: str = "teacher",
+                          vmin: Optional[float] = None, vmax: Optional[float] = None, note: str = ""):
+    """The paper's Fig. 5(ii) at one iteration: input | teacher grid | APM grid
+    (one colour space, `compare.JointProjection`) | error map with its colour bar.
+
+    image: (H, W, 3); teacher_colors, apm_colors: (h, w, 3) in [0, 1];
+    error: (h, w) in `unit` (e.g. "L1 over 384 channels" or "1 − cos").
+    vmin, vmax: the error's colour range (default the map's own min and max,
+    the paper's min-max scaling). note: appended to the title (e.g. the mean error).
+    """
+    lo = float(error.min()) if vmin is None else float(vmin)
+    hi = float(error.max()) if vmax is None else float(vmax)
+    title = f"Teacher vs APM  ·  iteration {iteration}" + (f"  ·  {note}" if note else "")
+    panels = [Panel(teacher_colors, "teacher grid"), Panel(apm_colors, "APM grid")]
+    fig, axes = maps_figure(image, panels, style, title, extra=1, size=(17.0, 5.2))
+    _under(axes[1], teacher, style)
+    _under(axes[2], "same colours as the teacher", style)
+    mesh = _draw_values(axes[3], error, "inferno", lo, hi)
+    scaled = vmin is None and vmax is None
+    axes[3].set_title("error" + (" (min-max)" if scaled else ""), pad=10)
+    _colorbar(fig, axes[3], mesh, unit, style)
+    return fig
+
+
+def boring_video_figure(image: np.ndarray, mvit: Panel, dino: Panel, style: Style, apm: Optional[Panel] = None,
+                        title: Optional[str] = None):
+    """The boring-video comparison: input | MViTv2 islands | APM islands |
+    DINOv2 islands, each with its island count; without an APM run the APM
+    panel is left out. image: (224, 224, 3), the frame MViTv2 saw 16 times."""
+    panels = [mvit] + ([apm] if apm is not None else []) + [dino]
+    fig, _ = maps_figure(image, panels, style, title, image_title="input (16 frames)")
+    return fig
+
+
+def _walk_label(i: int, n: int) -> tuple[str, bool]:
+    """'i = 3/8' (ends marked A and B) and whether the step extrapolates past an end."""
+    tag = "  A" if i == 0 else "  B" if i == n else ""
+    return f"i = {i}/{n}{tag}", i < 0 or i > n
+
+
+def interpolation_figure(frames: np.ndarray, steps: Sequence[int], n: int, style: Style,
+                         islands: Optional[np.ndarray] = None, counts: Optional[Sequence[int]] = None,
+                         names: Optional[Sequence[str]] = None, max_cols: int = 12):
+    """The walk v_i = v1 + (v2 − v1) i / n as a strip: the decoded RGB frame of
+    every step, labelled i/n, and optionally its islands (one colour space
+    for the whole walk) in a row under it. More than `max_cols` steps wrap.
+
+    frames: (K, H, W, 3) in [0, 1]; steps: the K values of i; islands:
+    (K, h, w, 3) or None; counts: K island counts; names: (A, B) for the title.
+    Extrapolated steps (i < 0 or i > n) are labelled in the accent colour."""
+    k = len(frames)
+    if k == 0 or len(steps) != k:
+        raise ApmVizError("the strip needs one step i per frame")
+    if islands is not None and len(islands) != k:
+        raise ApmVizError("the islands row needs one map per frame")
+    chunks = -(-k // max_cols)
+    cols = -(-k // chunks)  # rows as even as they come: 13 steps wrap as 7 + 6, not 12 + 1
+    per = 2 if islands is not None else 1
+    gap = 0.1
+    tile = min(1.8, (15.6 - (cols - 1) * gap) / cols)
+    label_in = 0.55
+    row_h = tile + label_in
+    title_in = 0.9 if names else 0.2
+    w, h = 16.0, title_in + chunks * per * row_h + 0.1
+    fig = _new_figure("interpolation", style, (w, h))
+    x0 = (w - cols * tile - (cols - 1) * gap) / 2
+    for j in range(k):
+        r, c = divmod(j, cols)
+        label, extra = _walk_label(int(steps[j]), n)
+        for row in range(per):
+            y = h - title_in - (r * per + row + 1) * row_h
+            ax = fig.add_axes(((x0 + c * (tile + gap)) / w, y / h, tile / w, tile / h))
+            if row == 0:
+                _draw_map(ax, frames[j], style)
+                ax.set_title(label, fontsize=style.size * 0.75, pad=6,
+                             color=style.palette[1] if extra else style.foreground,
+                             fontweight="bold" if int(steps[j]) in (0, n) else "normal")
+            else:
+                _draw_map(ax, islands[j], style)
+                if counts is not None:
+                    ax.set_title(f"{counts[j]} islands", fontsize=style.size * 0.7, pad=6, color=style.muted)
+    if names:
+        a, b = names[0], names[1]
+        sub = "decoded frames" + (", and their islands below" if islands is not None else "")
+        fig.suptitle(f"A: {a}  →  B: {b}", y=1 - 0.3 / h, va="center")
+        fig.text(0.5, 1 - 0.72 / h, sub, ha="center", va="center", color=style.muted, fontsize=style.size * 0.75)
+    return fig
+
+
+def walk_frames(frames: np.ndarray, steps: Sequence[int], n: int, style: str = "light",
+                islands: Optional[np.ndarray] = None, names: Optional[Sequence[str]] = None, bounce: bool = True,
+                dpi: float = 100) -> list[np.ndarray]:
+    """The walk as animation frames (H, W, 3) uint8, each stamped with its i/n:
+    the decoded RGB frame, beside its islands when given. bounce: forwards then
+    backwards (K + K − 2 frames), so a loop has no jump from B back to A."""
+    st = get_style(style)
+    k = len(frames)
+    if k == 0 or len(steps) != k:
+        raise ApmVizError("the walk needs one step i per frame")
+    drawn = []
+    with _mpl(st):
+        for j in range(k):
+            cols = 2 if islands is not None else 1
+            fig = _new_figure("walk", st, (5.6 * cols, 6.6))
+            axes = fig.subplots(1, cols, squeeze=False)[0]
+            _draw_map(axes[0], frames[j], st)
+            if islands is not None:  # alone, the frame needs no name
+                axes[0].set_title("decoded RGB", pad=8, color=st.muted, fontsize=st.size * 0.85)
+                _draw_map(axes[1], islands[j], st)
+                axes[1].set_title("islands", pad=8, color=st.muted, fontsize=st.size * 0.85)
+            label, extra = _walk_label(int(steps[j]), n)
+            if extra:
+                label += "  (extrapolated)"
+            fig.suptitle(label, y=0.96, color=st.palette[1] if extra else st.foreground, fontsize=st.size * 1.15)
+            if names:
+                fig.text(0.5, 0.885, f"{names[0]} → {names[1]}", ha="center", va="center", color=st.muted,
+                         fontsize=st.size * 0.75)
+            fig.subplots_adjust(left=0.03, right=0.97, bottom=0.03, top=0.82 if islands is not None else 0.85,
+                                wspace=0.06)
+            drawn.append(figure_to_rgb(fig, dpi))
+    order = list(range(k))
+    if bounce and k > 2:
+        order += order[-2:0:-1]
+    return [drawn[j] for j in order]
+
+
+def walk_animation_bytes(frames: np.ndarray, steps: Sequence[int], n: int, fmt: str, style: str = "light",
+                         islands: Optional[np.ndarray] = None, names: Optional[Sequence[str]] = None,
+                         fps: float = 6.0, bounce: bool = True) -> bytes:
+    """The interpolation walk as GIF or MP4 (see `walk_frames`); a bouncing
+    loop does not pause at its last frame, a one-way walk holds B for 1 s."""
+    pictures = walk_frames(frames, steps, n, style, islands, names, bounce)
+    return animation_to_bytes(pictures, fmt, fps, hold_last=0.0 if bounce else 1.0)

@@ -75,7 +75,7 @@ def test_fit_runs_to_the_end_and_shows_the_walk(fitted):
     assert 0 < float(at.metric[0].value) <= 1
     slider = at.slider(key="interp_pos")
     assert (slider.min, slider.max, slider.value) == (0, 8, 0)  # n = 8, both ends
-    assert len(at.get("download_button")) == 2
+    assert len(at.get("download_button")) == 3  # the export expander: strip, GIF, MP4
     assert "Islands along the walk" in texts(at.subheader)
 
 

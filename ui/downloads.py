@@ -15,7 +15,8 @@ import streamlit as st
 
 from apm_viz.errors import ApmVizError
 from apm_viz.export import (ANIMATION_FORMATS, FIGURES, FORMATS, MIME, STYLES, ExportOptions, Talk, animation_bytes,
-                            bundle_bytes, bundle_name, figure_bytes, result_from_film, safe_stem)
+                            bundle_bytes, bundle_name, figure_bytes, figure_file, result_from_film,
+                            safe_stem)
 from apm_viz.islands import ProjectionConfig
 from apm_viz.pipeline import Settings
 
@@ -105,3 +106,30 @@ def export_panel(choice: Choice, film, pca: bool, tau: float, min_size: int, ite
                                 on_click="ignore", type="primary", width="stretch",
                                 help="Every figure in PNG, SVG and PDF, both films as GIF and MP4, metrics.csv, "
                                      "manifest.json and a README; `python -m apm_viz reproduce` remakes it")
+
+
+# -- the other pages: one style / format row, then buttons that build on click ------
+
+def slide_options(key: str) -> tuple[str, str, int]:
+    """Style, format and PNG DPI in one row, with widget keys under `key`; returns (style, fmt, dpi)."""
+    c = st.columns(3)
+    style = c[0].radio("Style", list(STYLES), horizontal=True, key=f"{key}_style")
+    fmt = c[1].radio("Format", FORMATS, horizontal=True, key=f"{key}_format",
+                     help="SVG and PDF are vectors (every map cell is a shape); PNG at the chosen DPI")
+    dpi = int(c[2].number_input("PNG DPI", 50, 600, 200, step=50, key=f"{key}_dpi"))
+    return style, fmt, dpi
+
+
+def figure_button(label: str, build, fmt: str, style: str, dpi: int, file_name: str, key: str, where=None) -> None:
+    """A download button for one figure; `build(style) -> matplotlib Figure`
+    (an `apm_viz.export` builder) runs only when the button is clicked."""
+    (where or st).download_button(f"{label} .{fmt}", _lazy(lambda: figure_file(build, fmt, style, dpi)),
+                                  file_name=file_name, mime=MIME[fmt], key=key, on_click="ignore", width="stretch")
+
+
+def animation_buttons(label: str, build: Callable[[str], bytes], stem: str, key: str, cols=None) -> None:
+    """One download button per animation format; `build(fmt) -> bytes` runs on click."""
+    cols = cols or st.columns(len(ANIMATION_FORMATS))
+    for col, afmt in zip(cols, ANIMATION_FORMATS):
+        col.download_button(f"{label} .{afmt}", _lazy(lambda f=afmt: build(f)), file_name=f"{stem}.{afmt}",
+                            mime=MIME[afmt], key=f"{key}_{afmt}", on_click="ignore", width="stretch")

@@ -5,7 +5,9 @@ import streamlit as st
 
 from apm_viz.compare import (DEFAULT_ITERS, DEFAULT_THRESHOLD, METRICS, Comparison, converging_config,
                              paper_config, summary)
+from apm_viz.export import safe_stem, teacher_vs_apm_figure
 from apm_viz.figures import curve_figure, error_map_figure, image_figure, island_map_figure
+from ui.downloads import figure_button, slide_options
 from ui.state import drop_config_film, get_config_film, latest_film, require_choice
 
 st.title("Teacher vs APM")
@@ -124,6 +126,17 @@ def view():
     span = "0 (dark) to the first snapshot's maximum, the same for every iteration" if fixed else \
         "this map's own minimum (dark) to its maximum (bright)"
     st.caption(f"Error colours: {span}. This map spans {float(err.min()):.3g} to {float(err.max()):.3g} {unit}.")
+    if not (ss.get("tva_running") and source == OWN):
+        with st.expander("Export for slides"):
+            style, fmt, dpi = slide_options("tva_export")
+            rel = comp.stats(it, metric).relative
+            figure_button("Teacher vs APM", lambda s: teacher_vs_apm_figure(
+                film_now.teacher.image, frame.teacher_colors, frame.apm_colors, err, s, frame.iteration, unit,
+                run.teacher_model, 0.0 if fixed else None, zmax, f"mean relative L1 error {rel:.3f}"),
+                fmt, style, dpi, f"{safe_stem(choice.image.name)}-teacher-vs-apm-it{frame.iteration:04d}.{fmt}",
+                "tva_dl_figure")
+            st.caption(f"Input, teacher grid, APM grid and error map at iteration {frame.iteration}, "
+                       "colours as above. The file is made when you click.")
 
     if "rgb" in run.terms:
         cols = st.columns(4)

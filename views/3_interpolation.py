@@ -9,9 +9,11 @@ import streamlit as st
 
 from apm_viz import interpolate as itp
 from apm_viz.errors import ApmVizError
+from apm_viz.export import interpolation_figure, safe_stem, walk_animation_bytes
 from apm_viz.figures import upscale
 from apm_viz.images import LoadedImage, load_image
 from ui.cache import get_teacher_output
+from ui.downloads import animation_buttons, figure_button, slide_options
 from ui.sidebar import SAMPLES, _load_sample
 from ui.state import require_choice
 
@@ -190,7 +192,7 @@ with player[0]:
     k = st.slider("Position along the walk", 0, len(w) - 1, 0, key="interp_pos")
     st.image(upscale(frames[k], LARGE), caption=labels[k], width="stretch")
 if "gif" not in entry:
-    entry["gif"], entry["strip"] = itp.walk_gif(frames, size=LARGE), itp.strip_png(frames)
+    entry["gif"] = itp.walk_gif(frames, size=LARGE)
 gif = entry["gif"]
 with player[1]:
     st.image(gif, caption="the walk, there and back (GIF)", width="stretch")
@@ -221,7 +223,16 @@ if dreams:
     st.image([upscale(f, THUMB) for f in state["dreams"]], caption=[f"dream {i + 1}" for i in range(dreams)],
              width=96)
 
-dl = st.columns(2)
-dl[0].download_button("Walk as GIF", gif, file_name="interpolation.gif", mime="image/gif", key="interp_gif")
-dl[1].download_button("Walk as PNG strip", entry["strip"], file_name="interpolation_strip.png",
-                      mime="image/png", key="interp_strip")
+with st.expander("Export for slides"):
+    style, fmt, dpi = slide_options("interp_export")
+    with_islands = st.checkbox("With the islands row", True, key="interp_export_islands",
+                               help=f"The {method} islands under the frames, and beside them in the animation")
+    isl, cnt = (proj.colors, counts) if with_islands else (None, None)
+    names = (memory.names[0], memory.names[1])
+    stem = f"{safe_stem(names[0])}-to-{safe_stem(names[1])}-walk"
+    dl = st.columns(3)
+    figure_button("Walk strip", lambda s: interpolation_figure(frames, w.steps, w.n, s, isl, cnt, names), fmt, style,
+                  dpi, f"{stem}.{fmt}", "interp_dl_strip", dl[0])
+    animation_buttons("Walk", lambda f: walk_animation_bytes(frames, w.steps, w.n, f, style, isl, names), stem,
+                      "interp_dl_walk", dl[1:])
+    st.caption("Every frame stamped with its i/n; the animation plays there and back. Files are made when you click.")

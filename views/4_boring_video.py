@@ -8,11 +8,13 @@ import numpy as np
 import streamlit as st
 
 from apm_viz.errors import ApmVizError
+from apm_viz.export import Panel, boring_video_figure, safe_stem
 from apm_viz.figures import camera_from_angles, image_figure, island_map_figure, scatter_figure, upscale
 from apm_viz.islands import DEFAULT_MIN_SIZE, DEFAULT_TAU, Projection, ProjectionConfig, count_islands, project
 from apm_viz.teachers import list_weights, resolve_weights_path, weights_folder
 from apm_viz.video import (BLOCK_GRIDS, DEFAULT_BLOCK, FRAMES, LOW_BLOCKS, BoringVideo, BoringVideoOutput,
                            create_boring_video, pool_field)
+from ui.downloads import figure_button, slide_options
 from ui.sidebar import teacher_output
 from ui.state import get_film, latest_film, require_choice
 
@@ -180,6 +182,20 @@ with maps[2]:
 with maps[3]:
     st.plotly_chart(island_map_figure(dp.colors[0], f"DINOv2 teacher · {dino_count} islands"), width="stretch",
                     key="video_dino_map", config={"displayModeBar": False})
+
+with st.expander("Export for slides"):
+    style, fmt, dpi = slide_options("video_export")
+    panels = dict(mvit=Panel(mv.colors[0], f"MViTv2 block {block} · frame {frame}", mv_count),
+                  dino=Panel(dp.colors[0], "DINOv2 teacher", dino_count),
+                  apm=None if apm is None else Panel(apm[1], f"APM · iteration {apm[3]}", apm[2]))
+    figure_button("Boring video comparison",
+                  lambda s: boring_video_figure(tokens.image, style=s, title=f"{method} islands at τ = {tau:.2f}",
+                                                **panels),
+                  fmt, style, dpi, f"{safe_stem(choice.image.name)}-boring-video-block{block}-frame{frame}.{fmt}",
+                  "video_dl_figure")
+    st.caption("Input, MViTv2, APM and DINOv2 islands with their counts, as above"
+               + ("" if apm is not None else " (no APM run yet: the file leaves it out)")
+               + ". The file is made when you click.")
 
 # Three 3-D scatters at most: browsers give a page 8 to 16 WebGL contexts.
 scatters = st.columns(4)

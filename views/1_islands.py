@@ -62,7 +62,6 @@ def film_view():
         film.advance(budget=0.6)
         if film.done or film.run.finished and film.frames >= len(film.run.snapshots):
             ss["running"] = False
-            ss.pop("frame_iter", None)  # show the last frame
             publish_if_done(choice, iters, film)
             st.rerun(scope="app")
     prog = film.progress()
@@ -79,9 +78,13 @@ def film_view():
         return
     snaps = film.run.snapshots[:n]
     labels = [s.iteration for s in snaps]
-    if ss.get("running") or ss.get("frame_iter") not in labels:
-        ss["frame_iter"] = labels[-1]
-    it = st.select_slider("TTT iteration", options=labels, key="frame_iter")
+    if ss.get("running"):
+        # While training, follow the newest frame; the slider appears once paused or done.
+        # (A slider moved by the page during timed reruns can hold a stale value in the browser.)
+        it = labels[-1]
+        st.caption("Showing the newest frame; pause to scrub through the iterations.")
+    else:
+        it = st.select_slider("TTT iteration", options=labels, value=labels[-1], key="frame_iter")
     k = labels.index(it)
     if method == "PCA":
         p3, p2 = film.projection(ProjectionConfig(method="pca", dims=3)), film.projection(
@@ -101,11 +104,10 @@ def film_view():
     counts = film.island_counts(tau, min_size)
     cols = st.columns(4)
     with cols[0]:
-        st.plotly_chart(image_figure(film.teacher.image, "input", highlight), width="stretch",
-                        key="input_fig", config={"displayModeBar": False})
+        st.plotly_chart(image_figure(film.teacher.image, "input", highlight), width="stretch", config={"displayModeBar": False})
     with cols[1]:
         st.plotly_chart(island_map_figure(p3.colors[k], f"APM islands · {counts[k][1]}", film.teacher.image, alpha,
-                                          highlight), width="stretch", key="map_fig",
+                                          highlight), width="stretch",
                         config={"displayModeBar": False})
     with cols[2]:
         st.plotly_chart(scatter_figure(p2.coords[k], p2.colors[k], "2-D " + method, selected=picked or None),
@@ -114,7 +116,7 @@ def film_view():
     with cols[3]:
         st.plotly_chart(scatter_figure(p3.coords[k], p3.colors[k], "3-D " + method,
                                        camera=camera_from_angles(azimuth, elevation)),
-                        width="stretch", key="scatter3d")
+                        width="stretch")
     if picked:
         st.caption(f"{len(picked)} locations selected in the 2-D plot are lit on the input and the map.")
     cols = st.columns([1, 2, 2])
@@ -122,18 +124,17 @@ def film_view():
         tp = film.teacher_projection(ProjectionConfig(dims=3) if method != "PCA" else
                                      ProjectionConfig(method="pca", dims=3))
         st.plotly_chart(island_map_figure(tp.colors[0], f"teacher islands · {film.teacher_islands(tau, min_size)}"),
-                        width="stretch", key="teacher_fig", config={"displayModeBar": False})
+                        width="stretch", config={"displayModeBar": False})
     with cols[1]:
         series = {"total": film.run.losses}
         if len(film.run.terms) > 1:
             series.update(film.run.terms)
-        st.plotly_chart(curve_figure(series, "loss", "MSE", current=it, log_y=True), width="stretch",
-                        key="loss_fig")
+        st.plotly_chart(curve_figure(series, "loss", "MSE", current=it, log_y=True), width="stretch")
     with cols[2]:
         st.plotly_chart(curve_figure({"APM": counts, "teacher": [(labels[0], film.teacher_islands(tau, min_size)),
                                                                   (labels[-1], film.teacher_islands(tau, min_size))]},
                                      f"islands at τ = {tau:.2f}", "count", current=it),
-                        width="stretch", key="count_fig")
+                        width="stretch")
     if film.done:
         export_panel(choice, film, method == "PCA", tau, min_size, it, azimuth, elevation)
 

@@ -23,7 +23,7 @@ def test_one_timing_per_chunk_size_covering_the_grid(result):
     for t in result.field:
         assert np.isfinite(t.seconds) and t.seconds > 0
         assert t.chunks_total == -(-256 // t.chunk)
-        assert 1 <= t.chunks_timed <= t.chunks_total
+        assert t.chunks_timed >= 1 and t.chunks_timed <= t.chunks_total
     assert not result.field[-1].extrapolated  # one pass of all locations always fits
     assert result.teacher_seconds > 0
     assert result.macs_per_location > 0 and result.apm_parameters > 0

@@ -159,7 +159,7 @@ def _print_notes(zpath: Path) -> None:
 
 def cmd_reproduce(args) -> int:
     from .errors import ApmVizError
-    from .export import (ExportOptions, Talk, bundle_files, bundle_name, check_weights, compare_metrics,
+    from .export import (ExportOptions, Talk, check_weights, compare_metrics,
                          files_report, read_bundle, reproduce_settings, summary_lines, write_bundle)
     from .images import load_image
     from .pipeline import compute, metrics

@@ -39,8 +39,7 @@ def _hex(colors: np.ndarray) -> list[str]:
 
 # -- plotly (app) ---------------------------------------------------------------
 
-def image_figure(image: np.ndarray, title: str = "", highlight: Optional[np.ndarray] = None,
-                 grid: Optional[int] = None):
+def image_figure(image: np.ndarray, title: str = "", highlight: Optional[np.ndarray] = None):
     """An image (S, S, 3) in [0, 1] or uint8 as a plotly figure; `highlight`
     (h, w) bool lights up grid locations (selected points)."""
     import plotly.graph_objects as go
@@ -64,7 +63,7 @@ def island_map_figure(colors: np.ndarray, title: str = "", image: Optional[np.nd
 
     h, w = colors.shape[:2]
     pic = overlay(image, colors, alpha) if (image is not None and alpha > 0) else upscale(colors, size)
-    fig = image_figure(pic, title, highlight, grid=h)
+    fig = image_figure(pic, title, highlight)
     s = pic.shape[0]
     # An invisible heatmap on top carries the per-location hover text.
     fig.add_trace(go.Heatmap(z=np.zeros((h, w)), x0=(s / w - 1) / 2, dx=s / w, y0=(s / h - 1) / 2, dy=s / h,

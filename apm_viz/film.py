@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, replace
 from typing import Optional
 
-import numpy as np
 
 from .islands import (DEFAULT_MIN_SIZE, DEFAULT_TAU, Projection, ProjectionConfig, Projector, count_islands,
                       project)

@@ -16,9 +16,8 @@ computed in chunks of any size, in any order, at any resolution.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, replace
-from typing import Iterable, Literal, Optional
+from dataclasses import dataclass, replace
+from typing import Literal, Optional
 
 import torch
 from torch import nn

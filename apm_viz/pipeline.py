@@ -20,7 +20,7 @@ from .islands import (DEFAULT_MIN_SIZE, DEFAULT_TAU, Projection, ProjectionConfi
                       island_history, project)
 from .provenance import package_versions
 from .teachers import PATCH, Teacher, TeacherOutput, create_teacher
-from .ttt import Run, TTTConfig, recommended, run_ttt
+from .ttt import Run, TTTConfig, run_ttt
 
 
 @dataclass(frozen=True)

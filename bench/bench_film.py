@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import SAMPLE, log, save, teacher
+from common import SAMPLE, log, save
 
 #: laptop 64x64 (4096-point t-SNE frames) and the paper preset (about 3 s per
 #: step here) take many minutes on two cores: left out by default.

@@ -1,10 +1,33 @@
-"""Shared fixtures: no network, small random-init models, the shipped samples."""
+"""Shared fixtures: no network, small random-init models, the shipped samples.
 
+The whole test session, and every process it starts, looks for weights in
+empty caches of its own: a user's Hugging Face cache, torch hub cache or
+weights folder must not decide what a test sees (`HF_HUB_OFFLINE` does not
+stop cache lookups). huggingface_hub reads its cache paths when it is
+imported, so they are set here, before any test module imports it.
+"""
+
+import atexit
 import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
+import shutil
+import sys
+import tempfile
 from pathlib import Path
+
+if "huggingface_hub" in sys.modules:
+    raise RuntimeError("huggingface_hub was imported before tests/conftest.py: its cache paths are the user's")
+#: Root of this session's caches (removed when the session ends).
+TEST_CACHES = Path(tempfile.mkdtemp(prefix="apm-viz-test-caches-"))
+atexit.register(shutil.rmtree, TEST_CACHES, ignore_errors=True)
+CACHE_ENV = {
+    "HF_HOME": TEST_CACHES / "huggingface",
+    "HF_HUB_CACHE": TEST_CACHES / "huggingface" / "hub",
+    "HUGGINGFACE_HUB_CACHE": TEST_CACHES / "huggingface" / "hub",
+    "TORCH_HOME": TEST_CACHES / "torch",
+    "APM_VIZ_WEIGHTS_DIR": TEST_CACHES / "weights",
+}
+os.environ.update({k: str(v) for k, v in CACHE_ENV.items()})
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 import numpy as np
 import pytest

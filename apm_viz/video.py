@@ -11,8 +11,11 @@ input must be exactly (B, 3, 16, 224, 224); the stem halves time, so 16
 input frames give 8 token frames. Per block (frames, h, w, D):
 block 0 (8, 56, 56, 96); blocks 1-2 (8, 28, 28, 192); blocks 3-13
 (8, 14, 14, 384); blocks 14-15 (8, 7, 7, 768). A class token sits at index 0.
-torch.fx feature extraction fails on this model, so forward hooks on
-`model.blocks[i]` capture the tokens (each block returns (x, thw)).
+torch.fx feature extraction fails on this model, and the app shares one
+model between all sessions, so forward hooks (state on the model that two
+encodes at once would both see) are not used either: `BoringVideo.walk`
+walks the blocks itself, as the model's own forward does, and each block
+returns (x, thw).
 
 A boring video is not perfectly boring inside the model: the stem and the
 attention pooling pad time with zeros, so the first and last token frames
@@ -31,7 +34,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Optional, Union
+from typing import ClassVar, Iterator, Optional, Union
 
 import numpy as np
 import torch
@@ -81,7 +84,7 @@ class BoringVideoOutput:
     blocks: per block, (frames, h, w, D) float32 tokens, class token removed
         (frames = 8; grids in `BLOCK_GRIDS`).
     weights: where the model's weights came from.
-    seconds: wall time of the one forward pass that captured every block.
+    seconds: wall time of the one pass through every block.
     """
 
     image: np.ndarray
@@ -166,10 +169,12 @@ def _as_frame(image: Union[LoadedImage, Image.Image, np.ndarray]) -> np.ndarray:
 
 
 class BoringVideo:
-    """torchvision's MViTv2-S with forward hooks on every block.
+    """torchvision's MViTv2-S, read block by block.
 
     encode(image) -> BoringVideoOutput: the image repeated to 16 frames,
-    normalised as the weights require, one forward pass, every block's tokens.
+    normalised as the weights require, one pass, every block's tokens.
+    Nothing on the model changes, so any number of threads may encode with
+    one shared BoringVideo at once.
     """
 
     def __init__(self, model: torch.nn.Module, weights: WeightsSource, device: str = "cpu"):
@@ -183,30 +188,30 @@ class BoringVideo:
     def depth(self) -> int:
         return len(self.model.blocks)
 
+    def walk(self, clip: torch.Tensor) -> Iterator[tuple[torch.Tensor, tuple[int, int, int]]]:
+        """Each block's output for a (B, 3, 16, 224, 224) clip, block 0 first:
+        x (B, 1 + t*h*w, D) with the class token first, and thw = (t, h, w).
+
+        The steps of torchvision's `MViT.forward` up to its last block (patchify,
+        positional encoding, the blocks); its final norm and head are not needed.
+        """
+        m = self.model
+        x = m.conv_proj(clip).flatten(2).transpose(1, 2)
+        x = m.pos_encoding(x)
+        thw = (m.pos_encoding.temporal_size,) + tuple(m.pos_encoding.spatial_size)
+        for block in m.blocks:
+            x, thw = block(x, thw)
+            yield x, tuple(thw)
+
     @torch.inference_mode()
     def encode(self, image: Union[LoadedImage, Image.Image, np.ndarray]) -> BoringVideoOutput:
         frame = _as_frame(image)
         clip = boring_clip(frame, self.mean, self.std).to(self.device)
-        captured: dict[int, tuple[torch.Tensor, tuple]] = {}
-
-        def hook(index):
-            def keep(module, inputs, output):
-                x, thw = output  # x: (B, 1 + T*h*w, D), the class token first
-                captured[index] = (x[0, 1:].float().cpu(), tuple(thw))
-            return keep
-
-        handles = [block.register_forward_hook(hook(i)) for i, block in enumerate(self.model.blocks)]
-        try:
-            start = time.perf_counter()
-            self.model(clip)
-            seconds = time.perf_counter() - start
-        finally:
-            for h in handles:
-                h.remove()
         blocks = []
-        for i in range(len(self.model.blocks)):
-            x, (t, h, w) = captured[i]
-            blocks.append(x.reshape(t, h, w, x.shape[-1]).numpy())
+        start = time.perf_counter()
+        for x, (t, h, w) in self.walk(clip):
+            blocks.append(x[0, 1:].float().cpu().reshape(t, h, w, x.shape[-1]).numpy())
+        seconds = time.perf_counter() - start
         return BoringVideoOutput(image=frame, blocks=blocks, weights=self.weights, seconds=seconds)
 
 

@@ -1,5 +1,7 @@
 """The boring video: torchvision's MViTv2-S, random init, one forward for the whole module."""
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -21,12 +23,16 @@ def offline_video(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def encoded(offline_video, sample_path):
-    """One forward pass; the raw output of the last block and the logits are captured beside it."""
+    """One encode; beside it, torchvision's own forward of the same clip, with
+    the last block's output and the logits captured by hooks of this test's own."""
+    out = offline_video.encode(load_image(sample_path))
     raw = {}
-    handles = [offline_video.model.blocks[-1].register_forward_hook(lambda m, i, o: raw.__setitem__("last", o[0])),
-               offline_video.model.register_forward_hook(lambda m, i, o: raw.__setitem__("logits", o))]
+    model = offline_video.model
+    handles = [model.blocks[-1].register_forward_hook(lambda m, i, o: raw.__setitem__("last", o[0])),
+               model.register_forward_hook(lambda m, i, o: raw.__setitem__("logits", o))]
     try:
-        out = offline_video.encode(load_image(sample_path))
+        with torch.inference_mode():
+            model(boring_clip(out.image, offline_video.mean, offline_video.std))
     finally:
         for h in handles:
             h.remove()
@@ -65,7 +71,8 @@ def test_class_token_is_dropped(encoded, offline_video):
     out, raw = encoded
     last = raw["last"][0]  # (1 + 8*7*7, 768): the class token, then the grid
     assert last.shape[0] == 1 + FRAMES * 7 * 7
-    np.testing.assert_array_equal(out.blocks[-1].reshape(-1, 768), last[1:].numpy())
+    # The walk over the blocks gives what torchvision's own forward computes.
+    np.testing.assert_allclose(out.blocks[-1].reshape(-1, 768), last[1:].numpy(), rtol=1e-5, atol=1e-5)
     # Index 0 is the class token: the classifier reads it, and only it.
     model = offline_video.model
     with torch.inference_mode():
@@ -138,3 +145,45 @@ def test_wrong_weights_file_is_a_one_line_error(tmp_path, small_teacher):
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(ApmVizError, match="not a readable weights file"):
         create_boring_video(weights=junk)
+
+
+def test_two_sessions_encoding_at_once_each_get_their_own_tokens(offline_video, encoded, sample_path):
+    """The app shares one model between sessions: two encodes that overlap must
+    each give what that image gives alone."""
+    chelsea, _ = encoded
+    coffee = load_image(sample_path.with_name("coffee.jpg"))
+    coffee_alone = offline_video.encode(coffee)
+    assert not np.allclose(chelsea.blocks[1], coffee_alone.blocks[1], atol=1e-2)  # a mix-up would show
+    # Both passes wait for each other before block 1, so they surely overlap (a test-only pre-hook).
+    meet = threading.Barrier(2, timeout=120)
+    waited = set()
+
+    def both_here(module, args):
+        if threading.get_ident() not in waited:
+            waited.add(threading.get_ident())
+            meet.wait()
+
+    results, errors = {}, []
+
+    def encode(name, image):
+        try:
+            results[name] = offline_video.encode(image)
+        except BaseException as err:  # reported below, with the other thread's result
+            errors.append(err)
+
+    handle = offline_video.model.blocks[1].register_forward_pre_hook(both_here)
+    try:
+        threads = [threading.Thread(target=encode, args=("chelsea", load_image(sample_path))),
+                   threading.Thread(target=encode, args=("coffee", coffee))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        handle.remove()
+    assert not errors, errors
+    assert len(waited) == 2
+    # Two threads share torch's intra-op pool, which may split reductions differently: float tolerance.
+    for name, alone in (("chelsea", chelsea), ("coffee", coffee_alone)):
+        for block, (mine, solo) in enumerate(zip(results[name].blocks, alone.blocks)):
+            np.testing.assert_allclose(mine, solo, rtol=1e-4, atol=1e-4, err_msg=f"{name}, block {block}")

@@ -380,6 +380,7 @@ class _KaleidoBrowser:
         self.thread.join(5.0)
 
 
+#: Held while the shared browser opens, closes or draws one figure; never across a session.
 _KALEIDO_LOCK = threading.RLock()
 _KALEIDO: list = [None, 0]  # the open browser, and how many sessions hold it
 
@@ -387,16 +388,19 @@ _KALEIDO: list = [None, 0]  # the open browser, and how many sessions hold it
 @contextmanager
 def kaleido_session():
     """Keep one Chromium open for several plotly exports (about 0.3 s each
-    instead of about 3 s with a browser per figure). Raises `NoChromium`."""
+    instead of about 3 s with a browser per figure). Every thread's sessions
+    share that browser and take turns figure by figure, so one user's bundle
+    holds another's figure back by one figure at most. Raises `NoChromium`."""
     if find_chromium() is None:
         raise NoChromium(_no_chromium_message())
     with _KALEIDO_LOCK:
         if _KALEIDO[0] is None:
             _KALEIDO[0] = _KaleidoBrowser()
         _KALEIDO[1] += 1
-        try:
-            yield
-        finally:
+    try:
+        yield
+    finally:
+        with _KALEIDO_LOCK:
             _KALEIDO[1] -= 1
             if _KALEIDO[1] == 0 and _KALEIDO[0] is not None:
                 _KALEIDO[0].close()

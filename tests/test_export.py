@@ -5,6 +5,7 @@ import io
 import json
 import subprocess
 import sys
+import threading
 import xml.etree.ElementTree as ET
 import zipfile
 
@@ -112,6 +113,42 @@ def test_plotly_figures_through_kaleido_and_the_chromium_fallback(talk, monkeypa
     assert out.engine == "matplotlib" and "no Chromium" in out.note and svg_paths(out.data) > 0
     with pytest.raises(ex.NoChromium):
         ex.plotly_to_bytes(ex.plotly_figure(talk, "loss", opts), "png", 400, 300)
+
+
+def test_one_sessions_bundle_does_not_hold_back_anothers_figure(talk):
+    """Two sessions share the one Chromium: while one writes a bundle, the
+    other's single plotly figure is drawn between the bundle's figures and
+    finishes first. The bundle waits (at its first figure, inside its kaleido
+    session) until the figure is done or two minutes have passed."""
+    assert ex.find_chromium() is not None, "Debian's chromium is part of the test environment"
+    finished, results = [], {}
+    in_session, figure_done = threading.Event(), threading.Event()
+
+    def progress(what):
+        if not in_session.is_set():
+            in_session.set()
+            figure_done.wait(120)
+
+    def bundle():
+        opts = ex.ExportOptions(engine="auto", dpi=40, formats=("png",), animations=())
+        results["bundle"] = ex.bundle_files(talk, opts, progress)
+        finished.append("bundle")
+
+    def figure():
+        in_session.wait(120)
+        results["figure"] = ex.figure_bytes(talk, "loss", "png", ex.ExportOptions(engine="auto", width_px=320))
+        finished.append("figure")
+        figure_done.set()
+
+    threads = [threading.Thread(target=bundle), threading.Thread(target=figure)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert finished == ["figure", "bundle"]
+    assert results["figure"].engine == "plotly" and not results["figure"].note
+    manifest = json.loads(results["bundle"]["manifest.json"])
+    assert manifest["export"]["engines"]["loss"] == "plotly" and not manifest["export"]["notes"]
 
 
 def read_video(data: bytes, suffix: str, tmp_path) -> list:

@@ -9,11 +9,8 @@ something else (see `WeightsSource.warning`).
 from __future__ import annotations
 
 import os
-import socket
-import threading
 from dataclasses import dataclass
-from pathlib import Path
-from typing import ClassVar, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -21,6 +18,7 @@ import torch
 from .errors import ApmVizError
 from .images import pool_to_grid
 from .seeding import seeded
+from .weights import HubFile, WeightsSource, load_weights, resolve
 
 #: Short names -> timm model names (DINOv2 ViT-?/14, with and without registers).
 DINOV2 = {
@@ -34,43 +32,6 @@ DINOV2 = {
     "dinov2-giant-reg": "vit_giant_patch14_reg4_dinov2.lvd142m",
 }
 PATCH = 14
-
-RANDOM_WARNING = (
-    "Random-init teacher: no pretrained weights were found (no network, no cached or local file). "
-    "Its features are a fixed random function of the pixels, so islands follow colours and edges, "
-    "not objects and parts. Name a weights file or allow the download for the real thing."
-)
-
-
-@dataclass(frozen=True)
-class WeightsSource:
-    """Where a model's weights came from.
-
-    kind: "local" (a file the user named), "cache" (Hugging Face cache),
-    "hub" (downloaded now) or "random" (random init, seeded).
-    detail: the file path, repo id, or the reason for random init.
-    """
-
-    kind: str
-    detail: str
-
-    @property
-    def pretrained(self) -> bool:
-        return self.kind != "random"
-
-    #: How each kind is named on screen, and what a random init means; a model
-    #: family with other sources (e.g. video.VideoWeightsSource) overrides these.
-    KIND_NAMES: ClassVar[dict] = {"local": "local file", "cache": "Hugging Face cache", "hub": "Hugging Face hub",
-                                  "random": "random init"}
-    RANDOM_TEXT: ClassVar[str] = RANDOM_WARNING
-
-    @property
-    def label(self) -> str:
-        return f"{self.KIND_NAMES.get(self.kind, self.kind)}: {self.detail}"
-
-    @property
-    def warning(self) -> Optional[str]:
-        return None if self.pretrained else self.RANDOM_TEXT
 
 
 @dataclass
@@ -93,76 +54,6 @@ class TeacherOutput:
     @property
     def grid_size(self) -> int:
         return self.grid.shape[0]
-
-
-def hub_reachable(timeout: float = 1.5) -> bool:
-    """True when the Hugging Face hub answers quickly and offline mode is off.
-
-    The whole probe, name lookup included, gives up after about `timeout`
-    seconds: getaddrinfo ignores socket timeouts and, with an unreachable DNS
-    server, blocks for the resolver's own retries (5 s each by default).
-    """
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        return False
-    answer: list[bool] = []
-
-    def probe() -> None:
-        try:
-            with socket.create_connection(("huggingface.co", 443), timeout=timeout):
-                answer.append(True)
-        except OSError:
-            answer.append(False)
-
-    worker = threading.Thread(target=probe, name="hub-probe", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    return bool(answer and answer[0])
-
-
-def load_state_dict_file(path: Union[str, os.PathLike]) -> dict:
-    """Read a checkpoint safely: safetensors, or torch.load with weights_only.
-
-    Nothing a user supplies is ever unpickled. Returns a flat state dict.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ApmVizError(f"weights file not found: {path}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            sd = load_file(str(path))
-        else:
-            sd = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:  # any parse failure is the file's fault
-        first = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
-        raise ApmVizError(f"{path.name}: not a readable weights file ({first})") from None
-    for key in ("model", "state_dict", "module"):
-        if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
-            sd = sd[key]
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ApmVizError(f"{path.name}: does not hold a state dict of tensors")
-    return sd
-
-
-def apply_state_dict(model: torch.nn.Module, sd: dict, what: str, filename: str) -> None:
-    """Load `sd` into `model` strictly; mismatches become one-line errors."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    wrong = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or wrong:
-        parts = []
-        if wrong:
-            k = wrong[0]
-            parts.append(f"{len(wrong)} tensors of the wrong shape (e.g. {k}: {tuple(sd[k].shape)} "
-                         f"vs {tuple(own[k].shape)})")
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        raise ApmVizError(f"{filename}: not weights for {what}: " + "; ".join(parts))
-    model.load_state_dict(sd, strict=True)
 
 
 class Teacher:
@@ -224,94 +115,10 @@ def create_teacher(name: str = "dinov2-small", weights: Union[str, os.PathLike, 
         model = _build(timm_name, seed, **model_kwargs)
     except RuntimeError as err:
         raise ApmVizError(f"unknown teacher {name!r}: {str(err).splitlines()[0]}") from None
-    if weights == "random":
-        return Teacher(name, model, WeightsSource("random", f"seed {seed}, chosen"), device)
-    if weights is not None:
-        path = Path(weights)
-        sd = load_state_dict_file(path)
+    hub_id = (getattr(model, "pretrained_cfg", {}) or {}).get("hf_hub_id")
+    path, source = resolve(weights, HubFile(hub_id) if hub_id else None, allow_download, seed)
+    if path is not None:
         from timm.models.vision_transformer import checkpoint_filter_fn
 
-        try:
-            sd = checkpoint_filter_fn(sd, model)
-        except Exception:
-            pass  # apply_state_dict names what does not fit
-        apply_state_dict(model, sd, name, path.name)
-        return Teacher(name, model, WeightsSource("local", str(path)), device)
-    cached = _cached_file(model)
-    if cached is not None:
-        apply_state_dict(model, load_state_dict_file(cached), name, Path(cached).name)
-        return Teacher(name, model, WeightsSource("cache", str(cached)), device)
-    if allow_download and hub_reachable():
-        path = _download(model)
-        if path is not None:
-            apply_state_dict(model, load_state_dict_file(path), name, Path(path).name)
-            return Teacher(name, model, WeightsSource("hub", _hub_id(model)), device)
-    reason = "hub unreachable" if allow_download else "download not allowed"
-    return Teacher(name, model, WeightsSource("random", f"seed {seed}, {reason}"), device)
-
-
-def _hub_id(model: torch.nn.Module) -> Optional[str]:
-    cfg = getattr(model, "pretrained_cfg", {}) or {}
-    return cfg.get("hf_hub_id")
-
-
-def _cached_file(model: torch.nn.Module) -> Optional[str]:
-    repo = _hub_id(model)
-    if not repo:
-        return None
-    from huggingface_hub import try_to_load_from_cache
-
-    for filename in ("model.safetensors", "pytorch_model.bin"):
-        found = try_to_load_from_cache(repo, filename)
-        if isinstance(found, str):
-            return found
-    return None
-
-
-def _download(model: torch.nn.Module) -> Optional[str]:
-    repo = _hub_id(model)
-    if not repo:
-        return None
-    from huggingface_hub import hf_hub_download
-
-    try:
-        return hf_hub_download(repo, "model.safetensors")
-    except Exception:
-        return None
-
-
-WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
-
-
-def weights_folder() -> Path:
-    """The folder the app may read weights files from ($APM_VIZ_WEIGHTS_DIR,
-    default ~/.cache/apm-viz/weights)."""
-    return Path(os.environ.get("APM_VIZ_WEIGHTS_DIR", Path.home() / ".cache" / "apm-viz" / "weights"))
-
-
-def list_weights(folder: Optional[Path] = None) -> list[str]:
-    """Weights files in the folder, as names relative to it."""
-    folder = folder or weights_folder()
-    if not folder.is_dir():
-        return []
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file())
-
-
-def resolve_weights_path(name: str, folder: Optional[Path] = None) -> Path:
-    """A typed weights name resolved inside the weights folder; anything that
-    escapes it (.., absolute paths, links out) is refused."""
-    folder = (folder or weights_folder()).resolve()
-    name = (name or "").strip()
-    if not name:
-        raise ApmVizError("no weights file named")
-    try:
-        path = (folder / name).resolve()
-        if folder != path and folder not in path.parents:
-            raise ApmVizError(f"weights must come from the weights folder {folder}")
-        if path.suffix not in WEIGHT_SUFFIXES:
-            raise ApmVizError(f"{path.name[:80]}: weights files end in {', '.join(WEIGHT_SUFFIXES)}")
-        if not path.is_file():
-            raise ApmVizError(f"{name[:80]}: no such file in the weights folder {folder}")
-    except (OSError, ValueError, RuntimeError):  # NUL bytes, names too long, link loops
-        raise ApmVizError(f"{name[:80]!r} is not a usable file name in the weights folder {folder}") from None
-    return path
+        load_weights(model, path, name, checkpoint_filter_fn)
+    return Teacher(name, model, source, device)

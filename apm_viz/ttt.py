@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from .errors import ApmVizError
 from .model import APM, APMConfig, get_preset
 from .seeding import seeded
-from .teachers import PATCH, TeacherOutput, WeightsSource
+from .teachers import PATCH, TeacherOutput
+from .weights import WeightsSource
 
 LOSSES = ("token", "grid", "rgb")
 IMAGE_MEAN = (0.485, 0.456, 0.406)

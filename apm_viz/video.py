@@ -23,14 +23,14 @@ differ from the middle ones although every input frame is the same. The
 middle frames agree closely (`frame_differences`, `consecutive_differences`).
 
 Weight sources, in order: a local file the user names; torchvision's file in
-the torch hub cache; a download from download.pytorch.org when a short probe
-answers; random init (seeded), with a visible warning.
+the torch hub cache; a download from download.pytorch.org when the bounded
+probe answers; random init (seeded), with a visible warning (`weights.resolve`).
 """
 
 from __future__ import annotations
 
 import os
-import socket
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +43,7 @@ from PIL import Image
 from .errors import ApmVizError
 from .images import LoadedImage, to_array
 from .seeding import seeded
-from .teachers import WeightsSource, apply_state_dict, load_state_dict_file
+from .weights import UrlFile, WeightsSource, load_weights, resolve
 
 #: Input frames the model needs (torchvision's MViTv2-S is built for 16).
 FRAMES_IN = 16
@@ -58,7 +58,6 @@ LOW_BLOCKS = (1, 2)
 DEFAULT_BLOCK = 1
 #: Kinetics-400 normalisation, used when the weights' own metadata cannot be read.
 MEAN, STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
-DOWNLOAD_HOST = "download.pytorch.org"
 
 RANDOM_WARNING = (
     "Random-init MViTv2: no Kinetics-400 weights were found (no network, no cached or local file). "
@@ -230,37 +229,17 @@ def _transforms_meta() -> dict:
         return {}
 
 
+def remote() -> UrlFile:
+    """Where torchvision publishes the Kinetics-400 file (its name ends in a sha256 prefix)."""
+    url = _weights_enum().url
+    match = re.search(r"-([a-f0-9]+)\.", os.path.basename(url))
+    return UrlFile(url, hash_prefix=match.group(1) if match else None)
+
+
 def cached_weights_path() -> Path:
     """Where torchvision keeps the Kinetics-400 file in the torch hub cache
     ($TORCH_HOME/hub/checkpoints/, read at call time)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(_weights_enum().url)
-
-
-def download_reachable(timeout: float = 1.5) -> bool:
-    """True when download.pytorch.org answers quickly. HF_HUB_OFFLINE, the
-    project's offline switch, turns the probe off."""
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        return False
-    try:
-        with socket.create_connection((DOWNLOAD_HOST, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _download() -> Optional[Path]:
-    import re
-
-    url = _weights_enum().url
-    dst = cached_weights_path()
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    match = re.search(r"-([a-f0-9]+)\.", os.path.basename(url))
-    try:
-        torch.hub.download_url_to_file(url, str(dst), hash_prefix=match.group(1) if match else None,
-                                       progress=False)
-    except Exception:
-        return None
-    return dst
+    return remote().cache_path()
 
 
 def build_mvit(seed: int = 0) -> torch.nn.Module:
@@ -283,24 +262,8 @@ def create_boring_video(weights: Union[str, os.PathLike, None] = None, allow_dow
         None tries the torch hub cache, then a download when `allow_download`
         and download.pytorch.org answers, then random init (seeded by `seed`).
     """
-    if weights == "random":
-        return BoringVideo(build_mvit(seed), VideoWeightsSource("random", f"seed {seed}, chosen"), device)
-    if weights is not None:
-        path = Path(weights)
-        sd = load_state_dict_file(path)  # an unreadable file fails before the model is built
-        model = build_mvit(seed)
-        apply_state_dict(model, sd, WHAT, path.name)
-        return BoringVideo(model, VideoWeightsSource("local", str(path)), device)
+    path, source = resolve(weights, remote(), allow_download, seed, source=VideoWeightsSource)
     model = build_mvit(seed)
-    cached = cached_weights_path()
-    if cached.is_file():
-        apply_state_dict(model, load_state_dict_file(cached), WHAT, cached.name)
-        return BoringVideo(model, VideoWeightsSource("cache", str(cached)), device)
-    if allow_download and download_reachable():
-        path = _download()
-        if path is not None:
-            apply_state_dict(model, load_state_dict_file(path), WHAT, path.name)
-            return BoringVideo(model, VideoWeightsSource("hub", _weights_enum().url), device)
-    reason = "no cached file, download.pytorch.org unreachable" if allow_download else \
-        "no cached file, download not allowed"
-    return BoringVideo(model, VideoWeightsSource("random", f"seed {seed}, {reason}"), device)
+    if path is not None:
+        load_weights(model, path, WHAT)
+    return BoringVideo(model, source, device)

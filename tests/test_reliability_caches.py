@@ -17,7 +17,8 @@ from conftest import CACHE_ENV, ROOT, TEST_CACHES
 #: source a 1-block dinov2-small teacher gets with its weights left to the lookup.
 PROBE = """
 import json, huggingface_hub.constants as c, torch
-from apm_viz.teachers import create_teacher, weights_folder
+from apm_viz.teachers import create_teacher
+from apm_viz.weights import weights_folder
 from apm_viz.video import cached_weights_path
 t = create_teacher("dinov2-small", depth=1, seed=5)
 print(json.dumps({"hub_cache": c.HF_HUB_CACHE, "torch_hub": torch.hub.get_dir(), "weights": str(weights_folder()),
@@ -61,7 +62,7 @@ def hf_cache_with_dinov2_small(home: Path, state_dict: dict) -> Path:
 def test_this_session_looks_only_in_its_own_caches():
     import huggingface_hub.constants as hf
 
-    from apm_viz.teachers import weights_folder
+    from apm_viz.weights import weights_folder
     from apm_viz.video import cached_weights_path
 
     for name, path in CACHE_ENV.items():

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from apm_viz.errors import ApmVizError
-from apm_viz.teachers import (create_teacher, hub_reachable, load_state_dict_file, resolve_weights_path)
+from apm_viz.teachers import create_teacher
+from apm_viz.weights import hub_reachable, load_state_dict_file, resolve_weights_path
 
 # -- an audit hook that sees (and can block) the process's network calls ---------
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from apm_viz.errors import ApmVizError
-from apm_viz.teachers import create_teacher, hub_reachable
+from apm_viz.teachers import create_teacher
+from apm_viz.weights import hub_reachable
 
 
 def test_output_shapes_and_prefix_tokens_stripped(teacher_out16, small_teacher):

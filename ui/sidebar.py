@@ -16,7 +16,8 @@ import streamlit as st
 from apm_viz.errors import ApmVizError
 from apm_viz.images import LoadedImage, load_image
 from apm_viz.model import PRESETS
-from apm_viz.teachers import DINOV2, Teacher, TeacherOutput, list_weights, resolve_weights_path, weights_folder
+from apm_viz.teachers import DINOV2, Teacher, TeacherOutput
+from apm_viz.weights import list_weights, resolve_weights_path, weights_folder
 
 from .cache import get_teacher, get_teacher_output
 

@@ -30,6 +30,8 @@ MIN_SIDE = 14
 #: Largest side ratio accepted (a 10000x3 strip is not a picture).
 MAX_ASPECT = 20.0
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
+#: File name endings every uploader of the app accepts: the usual ones of `FORMATS`.
+UPLOAD_TYPES = ("png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif")
 
 Source = Union[str, os.PathLike, bytes, BinaryIO]
 

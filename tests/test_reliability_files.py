@@ -10,9 +10,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from apm_viz.export import safe_filename, safe_stem
-from apm_viz.images import MAX_FILE_BYTES
+from apm_viz.images import FORMATS, MAX_FILE_BYTES, UPLOAD_TYPES
+from apptest_util import new_app
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,12 +24,31 @@ def test_upload_limit_matches_the_image_limit():
     assert config["server"]["maxUploadSize"] * 2**20 == MAX_FILE_BYTES  # Streamlit counts MB
 
 
-def test_only_image_types_are_offered_for_upload():
-    text = (ROOT / "ui" / "sidebar.py").read_text()
-    types = re.search(r"file_uploader\([^)]*type=\[([^\]]*)\]", text, re.S)
-    assert types is not None
-    offered = set(re.findall(r'"(\w+)"', types.group(1)))
-    assert offered <= {"png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"} and "svg" not in offered
+def test_every_uploader_offers_the_image_types_and_limit_of_the_engine():
+    """Every uploader in the app, the sidebar's and the interpolation page's,
+    offers exactly the engine's types and size limit, read from the widgets."""
+    sidebar = new_app(image_source="Upload")
+    page = new_app(grid=16)
+    page.switch_page("views/3_interpolation.py")
+    page.run()
+    page.selectbox(key="interp_a").set_value("Upload…")
+    page.selectbox(key="interp_b").set_value("Upload…")
+    page.run()
+    assert not sidebar.exception and not page.exception
+    uploaders = {u.key: u for at in (sidebar, page) for u in at.get("file_uploader")}
+    assert set(uploaders) == {"upload", "interp_a_upload", "interp_b_upload", "interp_more_up"}
+    for key, up in uploaders.items():
+        assert {t.lstrip(".") for t in up.proto.type} == set(UPLOAD_TYPES), key
+        assert up.proto.max_upload_size_mb * 2**20 == MAX_FILE_BYTES, key
+
+
+def test_upload_types_are_the_endings_of_the_formats_read():
+    # PIL's own table of file endings: each offered ending opens as a format the engine reads, and
+    # every format the engine reads can be uploaded.
+    pil = Image.registered_extensions()
+    reached = {pil[f".{t}"] for t in UPLOAD_TYPES}
+    assert reached == set(FORMATS)
+    assert "svg" not in UPLOAD_TYPES and "pdf" not in UPLOAD_TYPES
 
 
 HOSTILE = [

@@ -20,6 +20,7 @@ from apm_viz.teachers import DINOV2, Teacher, TeacherOutput
 from apm_viz.weights import list_weights, resolve_weights_path, weights_folder
 
 from .cache import get_teacher, get_teacher_output
+from .uploads import image_uploader
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SAMPLES = sorted(p.name for p in ASSETS.glob("*.jpg"))
@@ -54,8 +55,7 @@ def _image() -> Optional[LoadedImage]:
         loaded = _load_sample(name)
         ss["good_image"] = loaded
     else:
-        up = st.file_uploader("Upload an image", type=["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"],
-                              key="upload")
+        up = image_uploader("Upload an image", key="upload")
         if up is not None and ss.get("upload_id") != up.file_id:
             ss["upload_id"] = up.file_id
             try:

@@ -16,6 +16,7 @@ from ui.cache import get_teacher_output
 from ui.downloads import animation_buttons, figure_button, slide_options
 from ui.sidebar import SAMPLES, _load_sample
 from ui.state import require_choice
+from ui.uploads import image_uploader
 
 UPLOAD = "Upload…"
 #: Seconds of fitting per fragment tick: short, so the page answers clicks.
@@ -44,8 +45,7 @@ def pick(label: str, default: str, key: str) -> Optional[LoadedImage]:
     name = st.selectbox(label, options, index=options.index(default) if default in options else 0, key=key)
     if name != UPLOAD:
         return _load_sample(name)
-    up = st.file_uploader(f"{label}: upload", type=["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"],
-                          key=key + "_upload")
+    up = image_uploader(f"{label}: upload", key=key + "_upload")
     if up is None:
         return None
     try:
@@ -64,8 +64,7 @@ with cols[1]:
 with cols[2]:
     extra_names = st.multiselect("Also learn (optional)", SAMPLES, key="interp_more",
                                  help="More images in the same memory; the walk still goes from A to B.")
-    extra_uploads = st.file_uploader("More uploads (optional)", accept_multiple_files=True, key="interp_more_up",
-                                     type=["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"])
+    extra_uploads = image_uploader("More uploads (optional)", key="interp_more_up", multiple=True)
 images: list[LoadedImage] = [im for im in (image_a, image_b) if im is not None]
 for name in extra_names:
     images.append(_load_sample(name))

@@ -19,6 +19,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-b
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.timeout(1800),  # a server, a browser and a film on two cores: more than the default
     pytest.mark.skipif(not Path(CHROMIUM).exists(),
                        reason="needs Debian's 'chromium' package (apt-get install chromium); `make test` installs it"),
 ]

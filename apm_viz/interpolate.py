@@ -30,8 +30,8 @@ import torch
 from .errors import ApmVizError
 from .islands import Projection, ProjectionConfig, island_history, project
 from .model import APM, grid_coords
-from .teachers import PATCH, TeacherOutput
-from .ttt import Run, Trainer, TTTConfig, drive, image_tensor, recommended
+from .teachers import TeacherOutput
+from .ttt import Run, Trainer, TTTConfig, drive, recommended
 
 #: Default number of Adam updates of a memory fit. Measured on chelsea + coffee
 #: at 16x16, laptop preset, random ViT-S/14 teacher: 300 updates take about 6 s
@@ -94,7 +94,8 @@ class Memory:
 class MemoryTrainer(Trainer):
     """Fits one fresh APM on several images at once, step by step.
 
-    A `ttt.Trainer` whose batch holds every image: the same conventions (a
+    A `ttt.Trainer` whose batch holds every image (its setup, memory check
+    for the whole batch included): the same conventions (a
     fresh seeded init and a fresh Adam per fit, gradients zeroed every step,
     `run.losses[i]` is the loss of the model after i updates, divergence
     stops the fit with a message, `cancel` stops it at the next step and keeps
@@ -113,16 +114,9 @@ class MemoryTrainer(Trainer):
         names = list(names) if names is not None else [f"image {k}" for k in range(len(teachers))]
         if len(names) != len(teachers):
             raise ApmVizError("one name per image")
-        super().__init__(teachers[0], config)
+        super().__init__(teachers, config)
         self.names = names
-        b, g, dev = len(teachers), self.run.grid, config.device
-        if any(t.image.shape[0] != g * PATCH for t in teachers):
-            raise ApmVizError("teacher output and image size disagree")
         self.images_np = np.stack([t.image for t in teachers]).astype(np.float32)
-        self.image = torch.cat([image_tensor(t.image) for t in teachers]).to(dev)  # (B, 3, S, S)
-        self.target_token = torch.from_numpy(np.stack([t.token for t in teachers])).to(dev)
-        self.target_grid = torch.from_numpy(np.stack([t.grid for t in teachers]).reshape(b, g * g, -1)).to(dev)
-        self.target_rgb = torch.from_numpy(np.stack([t.pooled_rgb for t in teachers]).reshape(b, g * g, 3)).to(dev)
         # No snapshots: the walk decodes the final model.
         self.want = set()
 

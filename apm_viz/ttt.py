@@ -14,7 +14,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -215,8 +215,9 @@ class MemoryEstimate:
     """What one TTT run holds at its peak, in bytes (float32 throughout).
 
     weights: parameters, their gradients and Adam's two moments (4 copies).
-    activations: the forward pass at all N = grid*grid locations (what backward
-        keeps), doubled for the gradients flowing back through them.
+    activations: the forward pass at all N = grid*grid locations of every
+        image in the batch (what backward keeps), doubled for the gradients
+        flowing back through them.
     snapshots: every snapshot's field (N, D), RGB field (N, 3) and global output.
     overhead: torch's working buffers and allocator slack, `RUN_OVERHEAD`.
     """
@@ -242,8 +243,9 @@ class MemoryEstimate:
 RUN_OVERHEAD = (256 * 2**20, 0.2)
 
 
-def estimate_memory(config: TTTConfig, grid: int, feature_dim: int) -> MemoryEstimate:
-    """Peak memory of a run at a grid x grid field with a feature_dim-wide teacher."""
+def estimate_memory(config: TTTConfig, grid: int, feature_dim: int, images: int = 1) -> MemoryEstimate:
+    """Peak memory of a run at a grid x grid field with a feature_dim-wide
+    teacher, fitting `images` images at once (activations grow with them)."""
     apm = config.apm_config()
     with torch.device("meta"):  # exact parameter count, no memory spent
         params = sum(p.numel() for p in APM(apm, (grid, grid), feature_dim).parameters())
@@ -258,8 +260,8 @@ def estimate_memory(config: TTTConfig, grid: int, feature_dim: int) -> MemoryEst
         per_location += 4 * feature_dim
     image = 3 * (grid * apm.patch) ** 2
     snaps = len(config.snapshot_iterations()) * (n * (feature_dim + 3) + feature_dim)
-    return MemoryEstimate(parameters=params, weights=16 * params, activations=4 * (2 * n * per_location + image),
-                          snapshots=4 * snaps)
+    return MemoryEstimate(parameters=params, weights=16 * params,
+                          activations=4 * images * (2 * n * per_location + image), snapshots=4 * snaps)
 
 
 def _parse_bytes(text: str) -> int:
@@ -307,13 +309,14 @@ def _gb(n: int) -> str:
 
 
 def check_memory(config: TTTConfig, grid: int, feature_dim: int,
-                 limit_bytes: Optional[int] = None) -> MemoryEstimate:
+                 limit_bytes: Optional[int] = None, images: int = 1) -> MemoryEstimate:
     """Refuse, before anything is allocated, a run that would not fit.
 
-    limit_bytes: None reads `memory_limit(config.device)`. Raises ApmVizError
-    naming the preset, grid, pixels and limit; returns the estimate otherwise.
+    limit_bytes: None reads `memory_limit(config.device)`. images: how many
+    are fitted at once. Raises ApmVizError naming the preset, grid, pixels,
+    images and limit; returns the estimate otherwise.
     """
-    est = estimate_memory(config, grid, feature_dim)
+    est = estimate_memory(config, grid, feature_dim, images)
     how = "given"
     if limit_bytes is None:
         limit_bytes, how = memory_limit(config.device)
@@ -321,13 +324,19 @@ def check_memory(config: TTTConfig, grid: int, feature_dim: int,
         px = grid * config.apm_config().patch
         raise ApmVizError(
             f"this run needs about {_gb(est.total)} (preset {config.preset}: {est.parameters / 1e6:.1f} M "
-            f"parameters; grid {grid}x{grid} = {px}x{px} px; {len(config.snapshot_iterations())} snapshots) "
-            f"but the limit is {_gb(limit_bytes)} ({how}); choose a smaller preset or grid")
+            f"parameters; grid {grid}x{grid} = {px}x{px} px{f'; {images} images' if images > 1 else ''}; "
+            f"{len(config.snapshot_iterations())} snapshots) "
+            f"but the limit is {_gb(limit_bytes)} ({how}); choose a smaller preset or grid"
+            + (" or fewer images" if images > 1 else ""))
     return est
 
 
 class Trainer:
     """Advances one TTT run step by step; its `run` grows as it goes.
+
+    teacher: one image's teacher output, or a batch of them (one grid and
+    teacher; B images): the batch is fitted at once, losses are means over it
+    and snapshots show image 0.
 
     Usage: t = Trainer(teacher_out, config); while not t.run.finished: t.step(10)
     """
@@ -335,14 +344,16 @@ class Trainer:
     #: A loss this many times its starting value (or not finite) counts as divergence.
     DIVERGENCE = 1e4
 
-    def __init__(self, teacher: TeacherOutput, config: TTTConfig):
+    def __init__(self, teacher: Union[TeacherOutput, Sequence[TeacherOutput]], config: TTTConfig):
+        batch = [teacher] if isinstance(teacher, TeacherOutput) else list(teacher)
+        first, b = batch[0], len(batch)
         self.config = config
         self.terms = config.terms()
-        g = teacher.grid_size
-        if teacher.image.shape[0] != g * PATCH:
+        g = first.grid_size
+        if any(t.image.shape[0] != g * PATCH for t in batch):
             raise ApmVizError("teacher output and image size disagree")
-        check_memory(config, g, teacher.grid.shape[-1])
-        self.model = build_apm(config, g, teacher.grid.shape[-1])
+        check_memory(config, g, first.grid.shape[-1], images=b)
+        self.model = build_apm(config, g, first.grid.shape[-1])
         self.model.train()
         # The fused kernel updates each tensor in one pass instead of foreach's several;
         # measured 1.7 to 2.5x faster per Adam step on two CPU cores, same update rule.
@@ -351,13 +362,13 @@ class Trainer:
         self.scheduler = (torch.optim.lr_scheduler.StepLR(self.optimizer, config.lr_step, 0.1)
                           if config.lr_step else None)
         dev = config.device
-        self.image = image_tensor(teacher.image).to(dev)
-        self.target_token = torch.from_numpy(teacher.token).to(dev).unsqueeze(0)
-        self.target_grid = torch.from_numpy(teacher.grid.reshape(1, g * g, -1)).to(dev)
-        self.target_rgb = torch.from_numpy(teacher.pooled_rgb.reshape(1, g * g, 3)).to(dev)
+        self.image = torch.cat([image_tensor(t.image) for t in batch]).to(dev)  # (B, 3, S, S)
+        self.target_token = torch.from_numpy(np.stack([t.token for t in batch])).to(dev)  # (B, D)
+        self.target_grid = torch.from_numpy(np.stack([t.grid for t in batch]).reshape(b, g * g, -1)).to(dev)
+        self.target_rgb = torch.from_numpy(np.stack([t.pooled_rgb for t in batch]).reshape(b, g * g, 3)).to(dev)
         self.want = set(config.snapshot_iterations())
         self.iteration = 0
-        self.run = Run(config=config, grid=g, teacher_model=teacher.model, weights=teacher.weights,
+        self.run = Run(config=config, grid=g, teacher_model=first.model, weights=first.weights,
                        terms={t: [] for t in self.terms})
         self._cancel = False
 

@@ -100,6 +100,64 @@ def test_memory_needs_two_images_of_one_grid(pair, small_teacher):
         itp.MemoryTrainer([pair[0], other])
 
 
+def saved_activation_bytes(model, images: torch.Tensor) -> int:
+    """Bytes of the tensors autograd keeps for backward in one forward of
+    `images` (B, 3, S, S), the parameters themselves left out: torch's own count."""
+    kept = {}
+
+    def pack(t):
+        kept[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(images)
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    return sum(n for ptr, n in kept.items() if ptr not in params)
+
+
+def test_memory_estimate_counts_every_image(pair, small_teacher):
+    from apm_viz.images import load_image
+    from apm_viz.pipeline import encode
+    from apm_viz.ttt import estimate_memory
+    from conftest import ASSETS
+
+    trio = pair + [encode(load_image(ASSETS / "rocket.jpg"), small_teacher, 16)]
+    cfg = itp.memory_config(iters=10)
+    trainer = itp.MemoryTrainer(trio, cfg)
+    model, batch = trainer.model, trainer.image  # batch: (3, 3, S, S), as the fit sees it
+    one, three = (estimate_memory(cfg, 16, 384, images=b) for b in (1, 3))
+    kept1 = saved_activation_bytes(model, batch[:1].clone())
+    kept3 = saved_activation_bytes(model, batch)
+    assert kept3 > 2.5 * kept1  # what backward keeps grows with the images (measured 2.8x)
+    assert one.activations >= kept1 and three.activations >= kept3
+    assert three.activations - one.activations >= kept3 - kept1  # the other images are counted too
+
+
+def test_a_memory_fit_over_the_limit_is_refused(pair, small_teacher, teacher_out16, monkeypatch):
+    from apm_viz.images import load_image
+    from apm_viz.pipeline import encode
+    from apm_viz.ttt import MEMORY_LIMIT_ENV, Trainer, estimate_memory
+    from conftest import ASSETS
+
+    trio = pair + [encode(load_image(ASSETS / "rocket.jpg"), small_teacher, 16)]
+    cfg = itp.memory_config(iters=10)
+    # A limit that one image fits under and three do not.
+    one, three = (estimate_memory(cfg, 16, 384, images=b).total for b in (1, 3))
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, str((one + three) // 2))
+    assert Trainer(teacher_out16, cfg).run.status == "running"
+    with pytest.raises(ApmVizError) as err:
+        itp.MemoryTrainer(trio, cfg)
+    msg = str(err.value)
+    assert "\n" not in msg and "3 images" in msg and f"set by {MEMORY_LIMIT_ENV}" in msg
+    # The same fit under the limit argument.
+    from apm_viz.ttt import check_memory
+
+    with pytest.raises(ApmVizError, match="3 images"):
+        check_memory(cfg, 16, 384, limit_bytes=(one + three) // 2, images=3)
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, str(three))
+    assert itp.MemoryTrainer(trio, cfg).run.status == "running"
+
+
 def test_fit_runs_to_the_end_and_the_loss_falls(memory):
     run = memory.run
     assert run.status == "done"
@@ -112,7 +170,9 @@ def test_fit_runs_to_the_end_and_the_loss_falls(memory):
 
 def test_end_points_reproduce_the_fitted_images(memory, pair):
     # Decoding a fitted trigger column is exactly the training forward pass on that image.
-    trainer_feats, trainer_rgb, _ = memory.model(itp.image_tensor(pair[1].image))
+    from apm_viz.ttt import image_tensor
+
+    trainer_feats, trainer_rgb, _ = memory.model(image_tensor(pair[1].image))
     fields, rgb = itp.decode(memory.model, memory.columns[1:2])
     np.testing.assert_allclose(fields[0].reshape(256, -1), trainer_feats[0].detach().numpy(), atol=1e-5)
     np.testing.assert_allclose(rgb[0].reshape(256, 3), trainer_rgb[0].detach().numpy(), atol=1e-6)

@@ -6,7 +6,7 @@ import platform
 from importlib import metadata
 
 PACKAGES = ("apm-viz", "torch", "torchvision", "timm", "numpy", "openTSNE", "scikit-learn", "plotly",
-            "matplotlib", "pillow", "streamlit")
+            "matplotlib", "pillow", "streamlit", "open_clip_torch", "imagecorruptions-imaug")
 
 
 def package_versions() -> dict[str, str]:

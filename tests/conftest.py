@@ -25,6 +25,7 @@ CACHE_ENV = {
     "HUGGINGFACE_HUB_CACHE": TEST_CACHES / "huggingface" / "hub",
     "TORCH_HOME": TEST_CACHES / "torch",
     "APM_VIZ_WEIGHTS_DIR": TEST_CACHES / "weights",
+    "APM_VIZ_CACHE_DIR": TEST_CACHES / "apm-viz",
 }
 os.environ.update({k: str(v) for k, v in CACHE_ENV.items()})
 os.environ["HF_HUB_OFFLINE"] = "1"

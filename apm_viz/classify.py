@@ -10,9 +10,10 @@ against the same text rows as the teacher, by cosine similarity times CLIP's
 logit scale, then softmax. As the token loss falls to zero, the APM's
 prediction tends to the teacher's; what TTT changes is where it stops.
 
-`ClassifyTTT` advances like `ttt.Trainer` (step, cancel), reusing it: a
-forward hook on the run's own APM (a model no one else holds) records the
-global output of every iteration.
+`ClassifyTTT` advances like `ttt.Trainer` (step, cancel, `run.finished`),
+reusing it, so `ttt.drive` and a run worker drive it as they drive a
+trainer: a forward hook on the run's own APM (a model no one else holds)
+records the global output of every iteration.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from .errors import ApmVizError
 from .images import LoadedImage, load_image, to_array
 from .labels import load_labels
 from .provenance import package_versions
-from .ttt import Run, Trainer, TTTConfig
+from .ttt import Run, Trainer, TTTConfig, drive
 
 #: TTT settings for classification. "paper": the authors' classification
 #: recipe (the TTT MLP, weights drawn from N(0, 0.01) per image, Adam 1e-4
@@ -133,7 +134,8 @@ class ClassifyRun:
 class ClassifyTTT:
     """Steps a `ttt.Trainer` on CLIP's image embedding and classifies the APM as it goes.
 
-    Usage: c = ClassifyTTT(view, classifier, config); while not c.result.finished: c.step(10)
+    Usage: c = ClassifyTTT(view, classifier, config); while not c.run.finished: c.step(10)
+    (or `ttt.drive(c, progress)`, which hands progress the `ClassifyRun`).
     """
 
     def __init__(self, view: ClipView, classifier: TextClassifier, config: TTTConfig,
@@ -143,37 +145,20 @@ class ClassifyTTT:
         self.config = config
         self.trainer = Trainer(view.teacher, config)
         teacher_probs = classifier.probabilities(view.embedding)
-        self.result = ClassifyRun(view, classifier, teacher_probs, self.trainer.run, applied, image_name,
-                                  image_sha256)
+        self.run = ClassifyRun(view, classifier, teacher_probs, self.trainer.run, applied, image_name, image_sha256)
         # The model belongs to this run alone, so a hook on it races with nothing.
         self.trainer.model.register_forward_hook(self._record)
 
     def _record(self, module, inputs, output) -> None:
         pooled = output[2]
-        self.result.globals.append(pooled.detach()[0].float().cpu().numpy().copy())
-
-    @property
-    def run(self) -> Run:
-        return self.trainer.run
+        self.run.globals.append(pooled.detach()[0].float().cpu().numpy().copy())
 
     def step(self, n: int = 1) -> ClassifyRun:
         self.trainer.step(n)
-        return self.result
+        return self.run
 
     def cancel(self, message: str = "cancelled by the user") -> None:
         self.trainer.cancel(message)
-
-
-def drive(c: ClassifyTTT, progress: Optional[Callable[[ClassifyRun], None]] = None,
-          should_stop: Optional[Callable[[], bool]] = None, chunk: int = 10) -> ClassifyRun:
-    """Step to the end (or until should_stop() or divergence); progress(result) after each chunk."""
-    while not c.result.finished:
-        if should_stop is not None and should_stop():
-            c.cancel()
-        c.step(chunk)
-        if progress is not None:
-            progress(c.result)
-    return c.result
 
 
 def prepare(image: LoadedImage, clip: ClipTeacher, corruption: str = CLEAN, severity: int = 5,
@@ -199,8 +184,7 @@ def classify_image(source, clip: ClipTeacher, classifier: TextClassifier, config
     image = source if isinstance(source, LoadedImage) else load_image(source)
     clip_image, applied = prepare(image, clip, corruption, severity, seed)
     view = clip.encode(clip_image)
-    c = ClassifyTTT(view, classifier, config, applied, image.name, image.sha256)
-    return drive(c, progress, should_stop)
+    return drive(ClassifyTTT(view, classifier, config, applied, image.name, image.sha256), progress, should_stop)
 
 
 def load_clip_and_labels(clip_name: str, labels: str, weights=None, allow_download: bool = True, seed: int = 0,

@@ -25,16 +25,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from .classify import TOP_K, ClassifyTTT, drive, prepare, topk
+from .classify import TOP_K, ClassifyTTT, prepare, topk
 from .clip import DEFAULT_CLIP, ClipTeacher, TextClassifier, create_clip
-from .corruptions import CLEAN, Applied
+from .corruptions import Applied
 from .dataset import Dataset, per_class as limit_per_class, scan, select
 from .errors import ApmVizError
 from .images import load_image, to_array
 from .labels import LabelSet, load_labels
 from .provenance import package_versions
 from .summary import markdown, summarize
-from .ttt import TTTConfig
+from .ttt import TTTConfig, drive
 
 RESULTS, RUN, SUMMARY_JSON, SUMMARY_MD = "results.jsonl", "run.json", "summary.json", "summary.md"
 #: Iterations at which a row records the APM's top-1 (besides the last).

@@ -6,9 +6,9 @@ by the tower's own projection. Text tower: class names x prompt templates ->
 one unit vector per class, the mean of the prompts' normalised embeddings,
 normalised again (open_clip's `build_zero_shot_classifier`).
 
-Weight sources, in order: a local file the user names; the Hugging Face
-cache; the hub if a short probe answers; random init, with a warning that
-predictions are then meaningless. Text classifiers are cached on disk
+Weight sources, in order (`weights.resolve`): a local file the user names;
+the Hugging Face cache; the hub if a short probe answers; random init, with a
+warning that predictions are then meaningless. Text classifiers are cached on disk
 (keyed by model, weights, labels and templates): ImageNet's 80 000 prompts
 take minutes on a CPU.
 """
@@ -29,7 +29,8 @@ from .errors import ApmVizError
 from .images import pool_to_grid
 from .labels import LabelSet, templates
 from .seeding import seeded
-from .teachers import PATCH, TeacherOutput, WeightsSource, apply_state_dict, hub_reachable, load_state_dict_file
+from .teachers import PATCH, TeacherOutput
+from .weights import HubFile, WeightsSource, load_weights, resolve
 
 CLIP_RANDOM_WARNING = (
     "Random-init CLIP: no pretrained weights were found (no network, no cached or local file). "
@@ -282,53 +283,32 @@ def _hub_repo(spec: ClipSpec) -> Optional[str]:
 HUB_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
 
-def _resolve_weights(spec: ClipSpec, weights: Union[str, os.PathLike, None], allow_download: bool,
-                     seed: int) -> tuple[Optional[Path], WeightsSource, str]:
-    """(file to load or None, where it came from, a key that names those weights).
-
-    The one place that decides the weight source; it follows the teachers'
-    order: local file, Hugging Face cache, hub (after a short probe), random.
-    """
-    if weights == "random":
-        return None, ClipWeightsSource("random", f"seed {seed}, chosen"), f"random:{seed}"
-    if weights is not None:
-        path = Path(weights)
-        if not path.is_file():
-            raise ApmVizError(f"weights file not found: {path}")
-        st = path.stat()
-        return path, ClipWeightsSource("local", str(path)), f"file:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+def _remote(spec: ClipSpec) -> Optional[HubFile]:
     repo = _hub_repo(spec)
-    if repo is None:
-        return None, ClipWeightsSource("random", f"seed {seed}, {spec.key} has no pretrained weights"), \
-            f"random:{seed}"
-    from huggingface_hub import try_to_load_from_cache
-
-    for filename in HUB_FILES:
-        found = try_to_load_from_cache(repo, filename)
-        if isinstance(found, str):
-            return Path(found), ClipWeightsSource("cache", found), f"file:{found}"
-    if allow_download and hub_reachable():
-        from huggingface_hub import hf_hub_download
-
-        for filename in HUB_FILES:
-            try:
-                found = hf_hub_download(repo, filename)
-            except Exception:  # missing file or a dropped connection: try the next, then fall back
-                continue
-            return Path(found), ClipWeightsSource("hub", f"{repo}/{filename}"), f"file:{found}"
-    reason = "hub unreachable" if allow_download else "download not allowed"
-    return None, ClipWeightsSource("random", f"seed {seed}, {reason}"), f"random:{seed}"
+    return HubFile(repo, HUB_FILES) if repo else None
 
 
-def _load(model: torch.nn.Module, path: Path, spec: ClipSpec) -> None:
-    sd = load_state_dict_file(path)
+def _weights_key(path: Optional[Path], seed: int) -> str:
+    """Names the weights for the text cache: the file and its size and time, or the seed."""
+    if path is None:
+        return f"random:{seed}"
+    try:
+        st = path.stat()
+    except OSError:
+        return f"file:{path}"
+    return f"file:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _open_clip_keys(sd: dict, model: torch.nn.Module) -> dict:
+    """A checkpoint in open_clip's names as its own loader accepts it: no DataParallel
+    prefix, scalar or 1-element logit scale."""
     if sd and next(iter(sd)).startswith("module."):
         sd = {k[len("module."):]: v for k, v in sd.items()}
     own = model.state_dict()
-    for k in ("logit_scale", "logit_bias"):  # scalar vs 1-element, as open_clip's loader allows
+    for k in ("logit_scale", "logit_bias"):
         if k in sd and k in own and sd[k].shape != own[k].shape and sd[k].numel() == own[k].numel():
             sd[k] = sd[k].reshape(own[k].shape)
-    apply_state_dict(model, sd, spec.title, path.name)
+    return sd
 
 
 def create_clip(name: str = DEFAULT_CLIP, weights: Union[str, os.PathLike, None] = None,
@@ -343,8 +323,8 @@ def create_clip(name: str = DEFAULT_CLIP, weights: Union[str, os.PathLike, None]
     spec = CLIP_MODELS.get(name)
     if spec is None:
         raise ApmVizError(f"unknown CLIP {name!r}; choose one of {', '.join(CLIP_MODELS)}")
-    path, source, key = _resolve_weights(spec, weights, allow_download, seed)
+    path, source = resolve(weights, _remote(spec), allow_download, seed=seed, source=ClipWeightsSource)
     model = _build(spec, seed)
     if path is not None:
-        _load(model, path, spec)
-    return ClipTeacher(spec, model, source, key, device)
+        load_weights(model, path, spec.title, filter_fn=_open_clip_keys)
+    return ClipTeacher(spec, model, source, _weights_key(path, seed), device)

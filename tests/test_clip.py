@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from apm_viz.clip import CLIP_MODELS, _resolve_weights, create_clip
+from apm_viz.clip import CLIP_MODELS, HUB_FILES, ClipWeightsSource, _remote, create_clip
 from apm_viz.errors import ApmVizError
 from apm_viz.labels import CIFAR10, LabelSet, load_labels, prompts, templates
 
@@ -171,8 +171,13 @@ def test_weights_order_cache_then_random_offline(tmp_path):
     """The Hugging Face cache is found where open_clip's tag says; offline, no cache means random."""
     from huggingface_hub import constants
 
+    from apm_viz.weights import HubFile, resolve
+
     spec = CLIP_MODELS["vit-b-16-openai"]
-    path, source, _ = _resolve_weights(spec, None, allow_download=True, seed=0)
+    assert _remote(spec) == HubFile("timm/vit_base_patch16_clip_224.openai", HUB_FILES)  # open_clip's tag
+    assert _remote(CLIP_MODELS["vit-l-14-laion2b"]).repo == "laion/CLIP-ViT-L-14-laion2B-s32B-b82K"
+    assert _remote(CLIP_MODELS["tiny"]) is None
+    path, source = resolve(None, _remote(spec), allow_download=True, seed=0, source=ClipWeightsSource)
     assert path is None and source.kind == "random" and "hub unreachable" in source.detail
     repo = constants.HF_HUB_CACHE + "/models--timm--vit_base_patch16_clip_224.openai"
     snap = os.path.join(repo, "snapshots", "abc123")
@@ -183,7 +188,7 @@ def test_weights_order_cache_then_random_offline(tmp_path):
             f.write("abc123")
         with open(os.path.join(snap, "open_clip_model.safetensors"), "wb") as f:
             f.write(b"not loaded by this test")
-        path, source, key = _resolve_weights(spec, None, allow_download=True, seed=0)
+        path, source = resolve(None, _remote(spec), allow_download=True, seed=0, source=ClipWeightsSource)
         assert source.kind == "cache" and path.name == "open_clip_model.safetensors" and "abc123" in str(path)
     finally:
         import shutil

@@ -95,15 +95,10 @@ def _picture(ax, image: np.ndarray, title: str) -> None:
     ax.set_title(title, pad=10)
 
 
-def _island_map(ax, colors: np.ndarray, title: str) -> None:
-    h, w = colors.shape[:2]
-    rgb = np.clip(colors, 0, 1).astype(np.float64)
-    ax.pcolormesh(np.arange(w + 1), np.arange(h + 1), rgb, shading="flat", edgecolors=rgb.reshape(-1, 3),
-                  linewidth=0.25, antialiased=False, rasterized=False)
-    ax.set_xlim(0, w)
-    ax.set_ylim(h, 0)
-    ax.set_aspect("equal")
-    ax.set_axis_off()
+def _island_map(ax, colors: np.ndarray, title: str, style) -> None:
+    from .export import _draw_map  # one vector quad per location, as on every other slide
+
+    _draw_map(ax, colors, style)
     ax.set_title(title, pad=10)
 
 
@@ -126,7 +121,7 @@ def classification_slide(result: ClassifyRun, iteration: int, style, clean: Opti
     for ax, (img, title) in zip(axes, pics):
         _picture(ax, img, title)
     if island_colors is not None:
-        _island_map(axes[len(pics)], island_colors, f"APM field, iteration {iteration}")
+        _island_map(axes[len(pics)], island_colors, f"APM field, iteration {iteration}", style)
     _bars(axes[-2], result.teacher_topk(TOP_K), style.palette[1], "CLIP zero-shot", style)
     _bars(axes[-1], result.apm_topk(TOP_K, iteration), style.palette[0], f"APM, iteration {iteration}", style)
     fig.subplots_adjust(left=0.01, right=0.97, bottom=0.1, top=0.8, wspace=0.55)

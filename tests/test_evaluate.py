@@ -203,3 +203,17 @@ def test_results_file_ignores_duplicates_and_sorts(tmp_path):
     assert [r["id"] for r in rf.rows()] == ["a", "b"]
     assert len((tmp_path / RESULTS).read_text().splitlines()) == 2
     assert ResultsFile(tmp_path).done == {"a", "b"}
+
+
+def test_wordnet_folders_map_by_sorted_index(tmp_path):
+    """The official ImageNet folders are the 1000 WordNet ids; sorted, they are the class index."""
+    root = tmp_path / "val"
+    ids = [f"n{9000000 + 7 * i:08d}" for i in range(1000)]
+    for w in ids:
+        (root / w).mkdir(parents=True)
+    for k in (0, 2, 999):
+        _picture(k).save(root / ids[k] / "img.png")
+    labels = load_labels("imagenet")
+    ds = scan(root, labels)
+    assert [(e.label_index, e.label) for e in ds.entries] == [(0, "tench"), (2, labels.names[2]),
+                                                              (999, "toilet paper")]

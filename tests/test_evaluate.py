@@ -217,3 +217,18 @@ def test_wordnet_folders_map_by_sorted_index(tmp_path):
     ds = scan(root, labels)
     assert [(e.label_index, e.label) for e in ds.entries] == [(0, "tench"), (2, labels.names[2]),
                                                               (999, "toilet paper")]
+
+
+def test_item_function_is_pure(folder):
+    """The same item and settings give the same row, in a fresh worker too (a distributed runner
+    relies on it)."""
+    from apm_viz import evaluate
+
+    ds, its = plan(folder, SETTINGS, ["impulse_noise"], [3])
+    item = next(i for i in its if i.rel == "cat/1.png")
+    first = evaluate_item(item, SETTINGS, worker_for(SETTINGS))
+    evaluate._WORKERS.clear()  # as a new process would: the CLIP and its text rows built again
+    second = evaluate_item(item, SETTINGS, worker_for(SETTINGS))
+    for row in (first, second):
+        row.pop("seconds")
+    assert first == second and first["id"] == "cat/1.png|impulse_noise|3"

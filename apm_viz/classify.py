@@ -139,11 +139,16 @@ class ClassifyTTT:
     """
 
     def __init__(self, view: ClipView, classifier: TextClassifier, config: TTTConfig,
-                 applied: Applied = Applied(CLEAN, 0), image_name: str = "", image_sha256: str = ""):
+                 applied: Applied = Applied(CLEAN, 0), image_name: str = "", image_sha256: str = "",
+                 trainer: Optional[Trainer] = None):
+        """trainer: an existing Trainer on `view.teacher` with `config` (e.g. an islands film's,
+        so its frames and this record come from one run); None builds one."""
         if "token" not in config.terms():
             raise ApmVizError("test-time classification trains the global output: its loss must include token")
+        if trainer is not None and (trainer.config != config or trainer.iteration != 0):
+            raise ApmVizError("a classification run needs a fresh trainer with its own settings")
         self.config = config
-        self.trainer = Trainer(view.teacher, config)
+        self.trainer = trainer if trainer is not None else Trainer(view.teacher, config)
         teacher_probs = classifier.probabilities(view.embedding)
         self.run = ClassifyRun(view, classifier, teacher_probs, self.trainer.run, applied, image_name, image_sha256)
         # The model belongs to this run alone, so a hook on it races with nothing.

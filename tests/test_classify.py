@@ -114,3 +114,22 @@ def test_result_dict_holds_what_classify_writes(result):
     assert len(d["per_iteration"]) == ITERS + 1 and d["per_iteration"][0][0] == 0
     assert d["teacher"]["weights_source"] == "random" and "meaningless" in d["teacher"]["warning"]
     assert d["corruption"]["name"] == "clean" and d["settings"] == {"iters": ITERS}
+
+
+def test_an_islands_film_can_carry_the_classification(clip, cifar, sample_path):
+    """One run for both: the film's trainer feeds the islands frames and the per-iteration classes."""
+    from apm_viz.film import IslandsFilm
+    from apm_viz.islands import ProjectionConfig
+
+    clip_image, _ = prepare(load_image(sample_path), clip)
+    view = clip.encode(clip_image)
+    config = recipe("laptop", iters=3)
+    film = IslandsFilm(view.teacher, config, live={"pca": ProjectionConfig(method="pca", dims=3)})
+    c = ClassifyTTT(view, cifar, config, trainer=film.trainer)
+    while not film.done:
+        film.advance(budget=5.0)
+    assert c.run.iterations == 4 and film.frames == len(film.run.snapshots)
+    for s in film.run.snapshots:
+        np.testing.assert_array_equal(c.run.globals[s.iteration], s.global_out)
+    with pytest.raises(ApmVizError, match="fresh trainer"):
+        ClassifyTTT(view, cifar, config, trainer=film.trainer)

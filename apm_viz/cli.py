@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .cli_classify import COMMANDS as CLASSIFY_COMMANDS, add_commands as add_classify_commands
+from .cli_scale import COMMANDS as SCALE_COMMANDS, add_commands as add_scale_commands
 from .errors import ApmVizError
 from .islands import DEFAULT_MIN_SIZE, DEFAULT_TAU, ProjectionConfig
 from .model import PRESETS
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", default=None, help="the image, where the bundle does not hold it")
     p.add_argument("--weights", default=None, help="the teacher's weights file, where it moved")
     add_classify_commands(sub)
+    add_scale_commands(sub, _add_run_options)
     return parser
 
 
@@ -204,7 +206,8 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
-COMMANDS = {"islands": cmd_islands, "export": cmd_export, "reproduce": cmd_reproduce, **CLASSIFY_COMMANDS}
+COMMANDS = {"islands": cmd_islands, "export": cmd_export, "reproduce": cmd_reproduce, **CLASSIFY_COMMANDS,
+            **SCALE_COMMANDS}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -3,6 +3,7 @@
     python -m apm_viz classify IMAGE --labels cifar10|imagenet|FILE [--corruption NAME --severity S]
         [--clip NAME] [--iters N] --out DIR
     python -m apm_viz evaluate DATASET --labels ... [--corruption NAME|all --severity S] [--iters N] --out DIR
+        [--ray local|auto|HOST:PORT|ray://HOST:PORT --cpus-per-task C --gpus-per-task F]
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .cli_scale import add_ray_options, ray_device, runner_from_args
 from .clip import CLIP_MODELS, DEFAULT_CLIP
 from .errors import ApmVizError
 from .labels import TEMPLATE_SETS
@@ -55,6 +57,7 @@ def add_commands(sub) -> None:
                    help="clean (default), all, a group (noise, blur, weather, digital), a name, or a comma list")
     p.add_argument("--per-class", type=int, default=None, help="at most N images of each class (a quick subset)")
     _common(p)
+    add_ray_options(p)
 
 
 def _device(text: str) -> str:
@@ -74,8 +77,9 @@ def _ttt(args):
 
     if args.iters is not None and args.iters < 1:
         raise ApmVizError("--iters must be at least 1")
+    on_ray = getattr(args, "ray", None) is not None
     return recipe(args.recipe, iters=args.iters, preset=args.preset, lr=args.lr, seed=args.seed,
-                  device=_device(args.device))
+                  device=ray_device(args.device, args.gpus_per_task) if on_ray else _device(args.device))
 
 
 def _settings(args):
@@ -126,9 +130,10 @@ def cmd_evaluate(args) -> int:
     from tqdm import tqdm
 
     from .corruptions import parse, parse_severities
-    from .evaluate import RESULTS, run_in_process
+    from .evaluate import RESULTS, run
 
     settings = _settings(args)
+    runner = runner_from_args(args)
     corruptions, severities = parse(args.corruption), parse_severities(args.severity)
     if args.per_class is not None and args.per_class < 1:
         raise ApmVizError("--per-class must be at least 1")
@@ -152,8 +157,8 @@ def cmd_evaluate(args) -> int:
                             f"errors {counts['errors']}")
 
     try:
-        summary = run_in_process(args.dataset, settings, Path(args.out), corruptions, severities, progress=progress,
-                                 log=_log, per_class=args.per_class)
+        summary = run(args.dataset, settings, Path(args.out), corruptions, severities, progress=progress, log=_log,
+                      per_class=args.per_class, runner=runner)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()

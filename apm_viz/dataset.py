@@ -59,7 +59,8 @@ class Dataset:
         return self.layout == "imagenet-c"
 
 
-def _images(folder: Path) -> list[Path]:
+def list_images(folder: Path) -> list[Path]:
+    """Image files under `folder` (any depth), by their suffix, sorted."""
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
@@ -90,7 +91,7 @@ def _folder(root: Path, labels: LabelSet, prefix: str = "", corruption: Optional
     label_names = {c: (labels.names[index[c]]) for c in classes}
     out = []
     for c in classes:
-        for p in _images(root / c):
+        for p in list_images(root / c):
             rel = prefix + p.relative_to(root).as_posix()
             out.append(Entry(p, rel, label_names[c], index[c], corruption, severity))
     return out

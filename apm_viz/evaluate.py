@@ -3,27 +3,26 @@
 One pure per-item function, `evaluate_item(item, settings, worker)`: one
 image and its settings in, one result row out, keyed by the row's id. The
 `Worker` holds what every item shares (the CLIP and its text classifier),
-loaded once per process by `worker_for(settings)`; a runner calls the item
-function for each item not yet written. `run_in_process` is the embedded
-runner; a distributed one calls the same function and writes through the
-same `ResultsFile`, so the rows are the same whichever runs them.
+loaded once per process by `worker_for(settings)`. `run` hands `job(settings)`
+to a runner (`runners.InProcess` by default, `ray_runner.RayRunner` for a
+cluster), which calls the item function for each item not yet written: the
+rows are the same whichever runs them.
 
-Rows go to DIR/results.jsonl, one line each, flushed and synced as they
-finish: an interrupted run keeps every finished row, and a second run skips
-the ids already written. DIR/run.json pins the settings: resuming with other
-settings is refused. The summary sorts rows by id, so its order does not
-depend on the order rows finished in.
+Rows go to DIR/results.jsonl as they finish and DIR/run.json pins the
+settings (`results`): an interrupted run keeps every finished row, a second
+run skips the ids already written, and resuming with other settings is
+refused. The summary sorts rows by id, so its order does not depend on the
+order rows finished in.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
 from .classify import TOP_K, ClassifyTTT, prepare, topk
 from .clip import DEFAULT_CLIP, ClipTeacher, TextClassifier, create_clip
@@ -32,11 +31,12 @@ from .dataset import Dataset, per_class as limit_per_class, scan, select
 from .errors import ApmVizError
 from .images import load_image, to_array
 from .labels import LabelSet, load_labels
-from .provenance import package_versions
+from .results import RESULTS, RUN, ResultsFile, pending, pin  # noqa: F401 (RUN, pending: this module's API)
+from .runners import Job, Runner, run_items
 from .summary import markdown, summarize
 from .ttt import TTTConfig, drive
 
-RESULTS, RUN, SUMMARY_JSON, SUMMARY_MD = "results.jsonl", "run.json", "summary.json", "summary.md"
+SUMMARY_JSON, SUMMARY_MD = "summary.json", "summary.md"
 #: Iterations at which a row records the APM's top-1 (besides the last).
 CHECKPOINTS = (0, 50, 100, 200, 250, 400, 600, 800, 1000, 1200)
 
@@ -175,67 +175,9 @@ def evaluate_item(item: Item, settings: EvalSettings, worker: Worker,
     return row
 
 
-class ResultsFile:
-    """DIR/results.jsonl: append-only rows, one JSON object a line, synced per row.
-
-    A line cut short by a crash is dropped on open (the file is truncated to
-    its last complete line), so it is recomputed.
-    """
-
-    def __init__(self, out_dir: Path):
-        self.path = Path(out_dir) / RESULTS
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._rows: dict[str, dict] = {}
-        if self.path.exists():
-            data = self.path.read_bytes()
-            keep = data.rfind(b"\n") + 1
-            if keep != len(data):
-                with open(self.path, "r+b") as f:
-                    f.truncate(keep)
-            for line in data[:keep].decode("utf-8", errors="replace").splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(row, dict) and "id" in row:
-                    self._rows[row["id"]] = row
-
-    @property
-    def done(self) -> set[str]:
-        return set(self._rows)
-
-    def append(self, row: dict) -> None:
-        if row["id"] in self._rows:
-            return  # a retried item: the first row stands
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row, sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        self._rows[row["id"]] = row
-
-    def rows(self) -> list[dict]:
-        """Every row, sorted by id."""
-        return [self._rows[k] for k in sorted(self._rows)]
-
-
 def pin_settings(out_dir: Path, settings: EvalSettings, dataset: Dataset) -> None:
     """Write DIR/run.json, or refuse when it names other settings."""
-    path = Path(out_dir) / RUN
-    mine = {"settings": settings.to_dict(), "dataset": str(dataset.root.resolve()), "layout": dataset.layout}
-    if path.exists():
-        try:
-            theirs = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            raise ApmVizError(f"{path}: unreadable; use another --out folder") from None
-        diff = [k for k in sorted(set(mine["settings"]) | set(theirs.get("settings", {})))
-                if mine["settings"].get(k) != theirs.get("settings", {}).get(k)]
-        if diff:
-            raise ApmVizError(f"{out_dir} holds results made with other settings ({', '.join(diff)}); "
-                              "use another --out folder to start afresh")
-        return
-    mine["versions"] = package_versions()
-    mine["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    path.write_text(json.dumps(mine, indent=2))
+    pin(out_dir, settings.to_dict(), dataset=str(dataset.root.resolve()), layout=dataset.layout)
 
 
 def write_summary(out_dir: Path, results: ResultsFile, settings: EvalSettings, weights_label: str = "",
@@ -255,11 +197,6 @@ def write_summary(out_dir: Path, results: ResultsFile, settings: EvalSettings, w
     return summary
 
 
-def pending(all_items: list[Item], results: ResultsFile) -> Iterator[Item]:
-    done = results.done
-    return (it for it in all_items if it.id not in done)
-
-
 def plan(dataset, settings: EvalSettings, corruptions: list[str], severities: list[int],
          per_class: Optional[int] = None) -> tuple[Dataset, list[Item]]:
     """Scan the data set and list its items (bad input fails here, before any model is built)."""
@@ -269,35 +206,42 @@ def plan(dataset, settings: EvalSettings, corruptions: list[str], severities: li
     return ds, items(ds, corruptions, severities)
 
 
-def run_in_process(dataset, settings: EvalSettings, out_dir, corruptions: list[str], severities: list[int],
-                   progress: Optional[Callable[[int, int, Optional[dict]], None]] = None,
-                   log: Callable[[str], None] = lambda s: None, per_class: Optional[int] = None) -> dict:
+def _make_worker(settings: EvalSettings, log: Callable[[str], None]) -> Worker:
+    return worker_for(settings, progress=lambda d, n: log(f"  text classifier: {d}/{n} classes"))
+
+
+def _describe(worker: Worker) -> dict:
+    return {"weights": worker.clip.weights.label, "warning": worker.clip.weights.warning}
+
+
+def job(settings: EvalSettings) -> Job:
+    """What a runner needs: `worker_for` once per process, `evaluate_item` per item."""
+    return Job(settings, _make_worker, evaluate_item, _describe)
+
+
+def run(dataset, settings: EvalSettings, out_dir, corruptions: list[str], severities: list[int],
+        progress: Optional[Callable[[int, int, Optional[dict]], None]] = None,
+        log: Callable[[str], None] = lambda s: None, per_class: Optional[int] = None,
+        runner: Optional[Runner] = None) -> dict:
     """Evaluate every item not yet in DIR/results.jsonl, then write the summary.
 
-    progress(done, total, row) after each row (row None at the start). An
-    interrupt (Ctrl-C) keeps every row written and writes the summary of
-    those before it propagates.
+    runner: where the items run (default in this process). progress(done,
+    total, row) after each row (row None at the start). An interrupt (Ctrl-C)
+    keeps every row written and writes the summary of those before it
+    propagates.
     """
     out = Path(out_dir)
-    ds, todo_all = plan(dataset, settings, corruptions, severities, per_class)
+    ds, todo = plan(dataset, settings, corruptions, severities, per_class)
     out.mkdir(parents=True, exist_ok=True)
     pin_settings(out, settings, ds)
     results = ResultsFile(out)
-    todo = list(pending(todo_all, results))
-    skipped = len(todo_all) - len(todo)
-    if skipped:
-        log(f"resuming: {skipped} of {len(todo_all)} rows already in {out / RESULTS}")
-    worker = worker_for(settings, progress=lambda d, n: log(f"  text classifier: {d}/{n} classes"))
-    if worker.clip.weights.warning:
-        log(f"warning: {worker.clip.weights.warning}")
-    if progress is not None:
-        progress(skipped, len(todo_all), None)
+    info: dict = {}
     try:
-        for k, item in enumerate(todo, skipped + 1):
-            row = evaluate_item(item, settings, worker)
-            results.append(row)
-            if progress is not None:
-                progress(k, len(todo_all), row)
+        run_items(job(settings), todo, results, runner, progress=progress, log=log, info=info)
     finally:
-        summary = write_summary(out, results, settings, worker.clip.weights.label, worker.clip.weights.warning)
+        summary = write_summary(out, results, settings, info.get("weights", ""), info.get("warning"))
     return summary
+
+
+#: The embedded default: `run` with no runner evaluates in this process.
+run_in_process = run

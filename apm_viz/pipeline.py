@@ -68,13 +68,18 @@ def encode(image: LoadedImage, teacher: Teacher, grid: int) -> TeacherOutput:
 
 
 def compute(source, settings: Settings, progress: Optional[Callable[[Run], None]] = None,
-            log: Callable[[str], None] = lambda s: None) -> IslandsResult:
-    """Run the islands experiment on one image (path, bytes or LoadedImage)."""
+            log: Callable[[str], None] = lambda s: None, teacher: Optional[Teacher] = None) -> IslandsResult:
+    """Run the islands experiment on one image (path, bytes or LoadedImage).
+
+    teacher: one already built for `settings` (a worker reuses it across
+    images); default: built here.
+    """
     seconds = {}
     t = time.perf_counter()
     image = source if isinstance(source, LoadedImage) else load_image(source)
-    teacher = create_teacher(settings.teacher, settings.weights, settings.allow_download, seed=settings.ttt.seed,
-                             device=settings.ttt.device)
+    if teacher is None:
+        teacher = create_teacher(settings.teacher, settings.weights, settings.allow_download, seed=settings.ttt.seed,
+                                 device=settings.ttt.device)
     log(f"teacher {settings.teacher}: {teacher.weights.label}")
     out = encode(image, teacher, settings.grid)
     seconds["teacher"] = time.perf_counter() - t

@@ -38,6 +38,19 @@ ASSETS = ROOT / "assets"
 SAMPLE = ASSETS / "chelsea.jpg"
 
 
+def laptop_parameters(grid: int, d: int) -> int:
+    """The laptop preset's parameters counted by hand from its architecture
+    (APM.md section 2, widths (T+256)-512-512-256, code 256, RGB head 256-256-3;
+    no I_xy, mean pooling), for a grid x grid field and a d-wide teacher."""
+    t = grid * grid  # the trigger column: one value per patch
+    fold = 3 * 14 * 14 + 1  # Conv2d(3 -> 1, 14, stride 14)
+    first = (t * 512 + 512) + 256 * 512  # [T | p] -> 512: W_T T + b, W_p p
+    hidden = (512 * 512 + 512) + (512 * 256 + 256)
+    head = 256 * d + d
+    rgb = (t * 256 + 256) + 256 * 256 + d * 256 + (256 * 256 + 256) + (256 * 3 + 3)  # [f | T | p] -> 256 -> 256 -> 3
+    return fold + first + hidden + head + rgb
+
+
 @pytest.fixture(scope="session")
 def sample_path() -> Path:
     return SAMPLE

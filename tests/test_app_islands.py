@@ -1,6 +1,8 @@
 """The Islands page under Streamlit's AppTest: run, scrub, re-count, sessions."""
 
+import base64
 import io
+import json
 
 import numpy as np
 import pytest
@@ -15,6 +17,23 @@ def finished():
     click(at, "Run")
     run_to_end(at)
     return at
+
+
+def plotly_figures(at) -> list[dict]:
+    """Every plotly figure on the page, as the JSON the browser receives."""
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def values(array) -> np.ndarray:
+    """A plotly data array: a list, or plotly's typed form {"dtype", "bdata": base64}."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"])
+    return np.asarray(array)
+
+
+def scatter_titles(at) -> list[str]:
+    titles = [f["layout"].get("title", {}).get("text", "") for f in plotly_figures(at)]
+    return [t for t in titles if t.startswith(("2-D", "3-D"))]
 
 
 def test_first_page_shows_sample_and_weight_source():
@@ -72,8 +91,15 @@ def test_pca_projection_option(finished):
     assert not at.exception
     (film,) = films(at).values()
     assert any(cfg.method == "pca" for cfg in film.extra)
+    assert scatter_titles(at) == ["2-D PCA", "3-D PCA"]
     at.radio(key="projection").set_value("aligned t-SNE")
     at.run()
+    assert not at.exception
+    # Back to the film's own aligned t-SNE: its 2-D coordinates of the frame shown, nothing recomputed.
+    assert scatter_titles(at) == ["2-D aligned t-SNE", "3-D aligned t-SNE"]
+    k = film.run.iterations.index(int(at.select_slider(key="frame_iter").value))
+    shown = next(f for f in plotly_figures(at) if f["layout"]["title"]["text"] == "2-D aligned t-SNE")["data"][0]
+    np.testing.assert_allclose(np.c_[values(shown["x"]), values(shown["y"])], film.live["2d"].coords[k], rtol=1e-6)
 
 
 def test_upload_mode_without_a_file_asks_for_one():

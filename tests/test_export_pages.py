@@ -53,6 +53,16 @@ def check_formats(build, photos: int, cells: int, styles=tuple(ex.STYLES)) -> di
     return pngs
 
 
+def cells_shown(png: Image.Image, colors: np.ndarray, pixels: int = 20) -> int:
+    """How many locations of an (h, w, 3) colour map in [0, 1] appear in the
+    PNG as at least `pixels` pixels of their colour (8-bit, within 1 step)."""
+    found, counts = np.unique(np.asarray(png.convert("RGB")).reshape(-1, 3), axis=0, return_counts=True)
+    found = found.astype(int)
+    want = np.rint(np.clip(colors.reshape(-1, 3), 0, 1) * 255).astype(int)
+    near = np.abs(want[:, None, :] - found[None, :, :]).max(axis=2) <= 1  # (cells, colours in the PNG)
+    return int(((near * counts[None, :]).sum(axis=1) >= pixels).sum())
+
+
 def read_video(data: bytes, suffix: str, tmp_path) -> list[np.ndarray]:
     path = tmp_path / f"walk{suffix}"
     path.write_bytes(data)
@@ -90,7 +100,9 @@ def test_teacher_vs_apm_figure_every_format(comparison, teacher_out16):
 
     # Teacher, APM and error maps and the colour bar's 256 steps are shapes; only the photo is a bitmap.
     pngs = check_formats(build, photos=1, cells=4 * GRID * GRID)
-    assert pngs["light"].size == (17 * 60, int(5.2 * 60))
+    # The PNG shows the data: each location of the teacher's and the APM's maps as a patch of its own colour.
+    for colors in (frame.teacher_colors, frame.apm_colors):
+        assert cells_shown(pngs["light"], colors) >= 0.95 * GRID * GRID
     # A fixed error range (the page's "fixed over the run") keeps its colour bar and says so in the title.
     fixed = ex.figure_file(lambda s: ex.teacher_vs_apm_figure(teacher_out16.image, frame.teacher_colors,
                                                               frame.apm_colors, err, s, 10, "1 − cos", vmin=0.0,

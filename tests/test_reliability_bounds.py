@@ -2,6 +2,7 @@
 and finished films, and the films each session keeps."""
 
 import threading
+import uuid
 
 from ui.cache import BoundedStore, finished_films, get_teacher
 from ui.state import FILMS_PER_SESSION
@@ -35,9 +36,27 @@ def test_bounded_store_stays_bounded_under_threads():
     assert len(store) == 8
 
 
-def test_finished_films_are_shared_and_capped():
-    assert finished_films() is finished_films()
-    assert finished_films().capacity == 8
+def test_finished_films_are_shared_between_sessions_and_capped():
+    """README: 8 finished films per server. A film one session puts in the
+    store is found by another (sessions run in threads of their own); nine new
+    films leave the last 8, the oldest gone."""
+    store = finished_films()
+    before = list(store._items.items())  # other tests' films, put back below
+    tag = uuid.uuid4().hex
+    films_made = [(tag, k) for k in range(9)]
+    found = {}
+    try:
+        writer = threading.Thread(target=lambda: [finished_films().put(key, key) for key in films_made])
+        writer.start()
+        writer.join()
+        reader = threading.Thread(target=lambda: found.update((k, finished_films().get(k)) for k in films_made))
+        reader.start()
+        reader.join()
+    finally:
+        for key, value in before:
+            store.put(key, value)
+    assert found[films_made[0]] is None
+    assert [found[k] for k in films_made[1:]] == films_made[1:]
 
 
 def test_teacher_cache_keeps_three_models():

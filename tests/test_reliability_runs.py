@@ -7,13 +7,14 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from apm_viz import cli
 from apm_viz.errors import ApmVizError
 from apm_viz.film import IslandsFilm
-from apm_viz.model import count_parameters
-from apm_viz.ttt import (MEMORY_FRACTION, MEMORY_LIMIT_ENV, TTTConfig, Trainer, available_memory, build_apm,
-                         check_memory, estimate_memory, memory_limit, run_ttt)
+from apm_viz.ttt import (MEMORY_FRACTION, MEMORY_LIMIT_ENV, TTTConfig, Trainer, available_memory, check_memory,
+                         estimate_memory, memory_limit, run_ttt)
+from conftest import laptop_parameters
 
 
 def diverge_after(trainer: Trainer, iterations: int, lr: float = 1e3) -> None:
@@ -117,13 +118,21 @@ def test_film_cancel_keeps_projected_frames(teacher_out16):
 
 # -- memory ------------------------------------------------------------------------
 
-def test_estimate_counts_the_real_parameters():
-    for preset, grid, dim in (("laptop", 16, 384), ("laptop", 32, 768)):
-        cfg = TTTConfig(preset=preset)
-        est = estimate_memory(cfg, grid, dim)
-        assert est.parameters == count_parameters(build_apm(cfg, grid, dim))
-        assert est.weights == 16 * est.parameters  # weights, gradients, Adam's two moments
-        assert est.total > est.weights + est.activations + est.snapshots  # plus overhead
+def test_estimate_counts_the_parameters_and_what_adam_holds(teacher_out16):
+    laptop = dict(preset="laptop", local_patch=False, pooling="mean")
+    for grid, dim in ((16, 384), (32, 768)):
+        assert estimate_memory(TTTConfig(**laptop), grid, dim).parameters == laptop_parameters(grid, dim)
+    # What a real run holds after a few Adam steps: weights, their gradients, Adam's two moments.
+    trainer = Trainer(teacher_out16, TTTConfig(loss="grid+rgb", iters=10, **laptop))
+    trainer.step(3)
+    params = list(trainer.model.parameters())
+    assert all(p.grad is not None for p in params)
+    moments = [v for state in trainer.optimizer.state.values() for v in state.values()
+               if torch.is_tensor(v) and v.dim() > 0]  # exp_avg and exp_avg_sq ("step" is a scalar)
+    held = sum(p.nbytes + p.grad.nbytes for p in params) + sum(v.nbytes for v in moments)
+    est = estimate_memory(trainer.config, 16, 384)
+    assert len(moments) == 2 * len(params) and est.weights == held
+    assert est.total > est.weights + est.activations + est.snapshots  # plus overhead
 
 
 def test_estimate_grows_with_grid_preset_and_snapshots():

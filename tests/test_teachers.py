@@ -71,3 +71,30 @@ def test_wrong_weights_file_is_a_clear_error(tmp_path, small_teacher):
     torch.save(create_teacher("dinov2-small", weights="random", depth=3).model.state_dict(), deeper)
     with pytest.raises(ApmVizError, match="unexpected"):
         create_teacher("dinov2-small", weights=deeper, depth=2)
+
+
+def test_the_teacher_sees_rgb_in_0_1_normalised_with_imagenet_values(teacher_out16, small_teacher, sample_path):
+    import timm
+    from PIL import Image
+
+    # ImageNet's mean and std as published; timm's pretrained_cfg for DINOv2 gives the same.
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    cfg = timm.get_pretrained_cfg("vit_small_patch14_dinov2.lvd142m")
+    assert tuple(cfg.mean) == mean and tuple(cfg.std) == std
+    # The image it saw: RGB in [0, 1] in 8-bit steps, the file's own channel order (PIL's reading of the
+    # centre square: chelsea is red-brown, R 0.58 against B 0.31, so a swap would show).
+    image = teacher_out16.image
+    assert image.dtype == np.float32 and image.min() >= 0 and 0.5 < image.max() <= 1
+    np.testing.assert_allclose(image * 255, np.round(image * 255), atol=1e-3)
+    raw = np.asarray(Image.open(sample_path).convert("RGB"), np.float64) / 255
+    h, w = raw.shape[:2]
+    s = min(h, w)
+    centre = raw[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+    np.testing.assert_allclose(image.mean(axis=(0, 1)), centre.mean(axis=(0, 1)), atol=0.01)
+    # Its tokens are timm's forward of exactly that image, normalised with those values.
+    x = torch.from_numpy(image).permute(2, 0, 1)[None]
+    x = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        tokens = small_teacher.model.forward_features(x)[0].numpy()
+    np.testing.assert_allclose(teacher_out16.grid.reshape(256, -1), tokens[1:], atol=1e-5)
+    np.testing.assert_allclose(teacher_out16.token, tokens[0], atol=1e-5)

@@ -1,6 +1,6 @@
 """apm-viz: watch an Asynchronous Perception Machine's islands of agreement form.
 
-Data flows one way: images -> teachers -> model/ttt -> islands -> figures/export.
+Data flows one way: images -> teachers -> model/ttt -> islands -> figures -> export.
 No module here imports streamlit.
 """
 

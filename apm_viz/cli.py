@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_export_options(p: argparse.ArgumentParser) -> None:
-    from .export import ANIMATION_FORMATS, ENGINES, FORMATS, STYLES
+    from .export import ENGINES
+    from .figures.style import STYLES
+    from .render import ANIMATION_FORMATS, FORMATS
 
     g = p.add_argument_group("export")
     g.add_argument("--style", choices=sorted(STYLES), default="light", help="slide background (default light)")
@@ -134,7 +136,8 @@ def _log(s: str) -> None:
 
 
 def cmd_export(args) -> int:
-    from .export import Talk, summary_lines, write_bundle
+    from .export import summary_lines, write_bundle
+    from .figures.islands import Talk
     from .images import load_image
     from .pipeline import compute
 
@@ -163,8 +166,9 @@ def _print_notes(zpath: Path) -> None:
 
 def cmd_reproduce(args) -> int:
     from .errors import ApmVizError
-    from .export import (ExportOptions, Talk, check_weights, compare_metrics,
-                         files_report, read_bundle, reproduce_settings, summary_lines, write_bundle)
+    from .export import (ExportOptions, check_weights, compare_metrics, files_report, read_bundle,
+                         reproduce_settings, summary_lines, write_bundle)
+    from .figures.islands import Talk
     from .images import load_image
     from .pipeline import compute, metrics
 

@@ -383,7 +383,7 @@ def walk_island_counts(fields: Sequence[np.ndarray], **kwargs) -> list[int]:
 # -- pictures (in memory; files are the export module's job) ---------------------
 
 def _tile(frame: np.ndarray, size: int) -> np.ndarray:
-    from .figures import upscale
+    from .figures.maps import upscale
 
     return upscale(frame, size)
 
@@ -402,24 +402,4 @@ def strip_png(frames: Sequence[np.ndarray], size: int = 128, gap: int = 4) -> by
         canvas[:, x : x + size] = tile
     buf = io.BytesIO()
     Image.fromarray(canvas).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def walk_gif(frames: Sequence[np.ndarray], size: int = 224, duration_ms: int = 150,
-             bounce: bool = True) -> bytes:
-    """Frames (h, w, 3) in [0, 1] as an endlessly looping animated GIF (bytes).
-
-    bounce: play forwards then backwards, so the loop has no jump from B to A.
-    """
-    from PIL import Image
-
-    if not len(frames):
-        raise ApmVizError("no frames to animate")
-    order = list(range(len(frames)))
-    if bounce and len(frames) > 2:
-        order += order[-2:0:-1]
-    pictures = [Image.fromarray(_tile(frames[k], size)) for k in order]
-    buf = io.BytesIO()
-    pictures[0].save(buf, format="GIF", save_all=True, append_images=pictures[1:], duration=duration_ms, loop=0,
-                     optimize=False, disposal=1)
     return buf.getvalue()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -97,6 +97,21 @@ def compute(source, settings: Settings, progress: Optional[Callable[[Run], None]
                          count_islands(out.grid, settings.tau, settings.min_size), seconds)
 
 
+def result_from_film(film, image, settings, tau: float, min_size: int, projection3d: Projection) -> IslandsResult:
+    """An `IslandsResult` from an app film (`apm_viz.film.IslandsFilm`), so the
+    app exports through the same code as the command line.
+
+    settings must be the `pipeline.Settings` that `pipeline.compute` would need
+    to recompute this film (the manifest records them)."""
+    n = film.frames
+    run = film.run
+    if n < len(run.snapshots):
+        run = replace(run, snapshots=run.snapshots[:n])
+    counts = film.island_counts(tau, min_size)
+    return IslandsResult(image, settings, film.teacher, run, projection3d, counts,
+                         film.teacher_islands(tau, min_size), {"app": film.seconds})
+
+
 def metrics(result: IslandsResult) -> dict:
     run = result.run
     return {
@@ -136,7 +151,8 @@ def write_outputs(result: IslandsResult, out_dir: Path) -> list[Path]:
     """metrics.json, manifest.json, frames/iter_NNNN.png and islands.gif under out_dir."""
     from PIL import Image
 
-    from .figures import figure_to_array, frame_figure
+    from .figures.islands import frame_figure
+    from .render import figure_to_rgb
 
     out_dir = Path(out_dir)
     frames_dir = out_dir / "frames"
@@ -145,7 +161,7 @@ def write_outputs(result: IslandsResult, out_dir: Path) -> list[Path]:
     pictures = []
     for k, snap in enumerate(result.run.snapshots):
         fig = frame_figure(result.teacher.image, result.projection.colors[k], frame_title(result, k))
-        arr = figure_to_array(fig)
+        arr = figure_to_rgb(fig)
         path = frames_dir / f"iter_{snap.iteration:04d}.png"
         Image.fromarray(arr).save(path)
         pictures.append(Image.fromarray(arr))

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from apm_viz.classify import classify_image, recipe
-from apm_viz.classify_figures import classification_slide, curves_figure, curves_slide, topk_figure
+from apm_viz.figures.classification import classification_slide, curves_figure, curves_slide, topk_figure
 from apm_viz.clip import create_clip
-from apm_viz.export import figure_file, get_style
+from apm_viz.figures.style import get_style
+from apm_viz.render import figure_file
 from apm_viz.images import load_image, to_array
 from apm_viz.labels import load_labels
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from apm_viz.efficiency import PAPER_FIG2, FieldTiming, Fig2Result, fig2_figure, measure_fig2
+from apm_viz.efficiency import PAPER_FIG2, FieldTiming, Fig2Result, measure_fig2
+from apm_viz.figures.efficiency import fig2_figure
 from apm_viz.images import load_image, to_array
 from conftest import laptop_parameters
 

@@ -14,10 +14,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from apm_viz import errors, pipeline, render
 from apm_viz import export as ex
 from apm_viz.cli import main
+from apm_viz.figures import islands as isl
 from apm_viz.images import load_image
 from apm_viz.islands import ProjectionConfig, count_islands, island_history, project
+from apm_viz.names import safe_filename, safe_stem
 from apm_viz.pipeline import IslandsResult, Settings
 from apm_viz.ttt import recommended, run_ttt
 
@@ -33,7 +36,7 @@ def talk(teacher_out16, sample_path):
     fields = [s.field for s in run.snapshots]
     result = IslandsResult(load_image(sample_path), settings, teacher_out16, run, project(fields, settings.projection),
                            list(zip(run.iterations, island_history(fields))), count_islands(teacher_out16.grid), {})
-    return ex.Talk.from_result(result, image_bytes=sample_path.read_bytes())
+    return isl.Talk.from_result(result, image_bytes=sample_path.read_bytes())
 
 
 @pytest.fixture(scope="module")
@@ -48,21 +51,21 @@ def svg_paths(data: bytes) -> int:
 
 
 def test_safe_filename_whatever_the_upload_was_called():
-    assert ex.safe_filename("../../x y?.png") == "x_y.png"
-    assert ex.safe_filename("..\\..\\win\\evil.JPG") == "evil.JPG"
-    assert ex.safe_filename("Köln Dom (1).jpeg") == "Koln_Dom_1.jpeg"
-    assert ex.safe_filename("") == "image" and ex.safe_filename(None) == "image"
-    assert ex.safe_filename("猫.png") == "image.png"
-    assert ex.safe_filename("CON.txt") == "image_CON.txt"
-    assert ex.safe_filename(".bashrc") == "image.bashrc"
-    long = ex.safe_filename("a" * 500 + ".webp")
+    assert safe_filename("../../x y?.png") == "x_y.png"
+    assert safe_filename("..\\..\\win\\evil.JPG") == "evil.JPG"
+    assert safe_filename("Köln Dom (1).jpeg") == "Koln_Dom_1.jpeg"
+    assert safe_filename("") == "image" and safe_filename(None) == "image"
+    assert safe_filename("猫.png") == "image.png"
+    assert safe_filename("CON.txt") == "image_CON.txt"
+    assert safe_filename(".bashrc") == "image.bashrc"
+    long = safe_filename("a" * 500 + ".webp")
     assert long.endswith(".webp") and len(long) <= 80
     for hostile in ("../../x y?.png", "/etc/passwd", "a/b\\c:d*e|f\"g<h>i", "\x00\n\t.png", "..", "~/.ssh/id",
                     "名前 with spaces and ümlauts.tiff", "   ", "-rf", "x" * 1000):
-        name = ex.safe_filename(hostile)
+        name = safe_filename(hostile)
         assert name and all(c.isascii() and (c.isalnum() or c in "._-") for c in name), (hostile, name)
         assert not name.startswith((".", "-")) and "/" not in name and ".." not in name
-    assert ex.safe_stem("../My photo (1).JPG") == "My_photo_1"
+    assert safe_stem("../My photo (1).JPG") == "My_photo_1"
 
 
 def test_bundle_holds_every_figure_format_and_opens(talk, bundle):
@@ -70,14 +73,14 @@ def test_bundle_holds_every_figure_format_and_opens(talk, bundle):
     k = talk.frame_index(5)
     stems = {"strip", f"pair_iter_{its[k]:04d}", f"tsne2d_iter_{its[k]:04d}", f"tsne3d_iter_{its[k]:04d}", "loss",
              "islands"}
-    assert {p for p in bundle if p.startswith("figures/")} == {f"figures/{s}.{f}" for s in stems for f in ex.FORMATS}
+    assert {p for p in bundle if p.startswith("figures/")} == {f"figures/{s}.{f}" for s in stems for f in render.FORMATS}
     for path, data in bundle.items():
         if path.endswith(".png"):
             img = Image.open(io.BytesIO(data))
             img.load()
             name = path.split("/")[1].split("_iter")[0].split(".")[0]
-            if name in ex.FIGURES and name != "strip":
-                assert img.size[0] == round(ex.FIGURES[name][0][0] * 80), path
+            if name in isl.FIGURES and name != "strip":
+                assert img.size[0] == round(isl.FIGURES[name][0][0] * 80), path
         elif path.endswith(".pdf"):
             assert data.startswith(b"%PDF-") and b"%%EOF" in data[-64:], path
         elif path.endswith(".svg"):
@@ -94,11 +97,11 @@ def test_bundle_holds_every_figure_format_and_opens(talk, bundle):
 
 
 def test_plotly_figures_through_kaleido_and_the_chromium_fallback(talk, monkeypatch):
-    assert ex.find_chromium() is not None, "Debian's chromium is part of the test environment"
+    assert render.find_chromium() is not None, "Debian's chromium is part of the test environment"
     opts = ex.ExportOptions(engine="auto", width_px=640)
-    with ex.kaleido_session():
-        for name in ex.PLOTLY_FIGURES:
-            for fmt in ex.FORMATS:
+    with render.kaleido_session():
+        for name in isl.PLOTLY_FIGURES:
+            for fmt in render.FORMATS:
                 out = ex.figure_bytes(talk, name, fmt, opts)
                 assert out.engine == "plotly" and not out.note
                 if fmt == "png":
@@ -108,11 +111,11 @@ def test_plotly_figures_through_kaleido_and_the_chromium_fallback(talk, monkeypa
                 else:
                     assert out.data.startswith(b"%PDF-")
     monkeypatch.setenv("BROWSER_PATH", "/nonexistent/chromium")
-    assert ex.find_chromium() is None
+    assert render.find_chromium() is None
     out = ex.figure_bytes(talk, "loss", "svg", opts)
     assert out.engine == "matplotlib" and "no Chromium" in out.note and svg_paths(out.data) > 0
-    with pytest.raises(ex.NoChromium):
-        ex.plotly_to_bytes(ex.plotly_figure(talk, "loss", opts), "png", 400, 300)
+    with pytest.raises(render.NoChromium):
+        render.plotly_to_bytes(isl.plotly_figure(talk, "loss", opts.style, opts.frame), "png", 400, 300)
 
 
 def test_one_sessions_bundle_does_not_hold_back_anothers_figure(talk):
@@ -120,7 +123,7 @@ def test_one_sessions_bundle_does_not_hold_back_anothers_figure(talk):
     other's single plotly figure is drawn between the bundle's figures and
     finishes first. The bundle waits (at its first figure, inside its kaleido
     session) until the figure is done or two minutes have passed."""
-    assert ex.find_chromium() is not None, "Debian's chromium is part of the test environment"
+    assert render.find_chromium() is not None, "Debian's chromium is part of the test environment"
     finished, results = [], {}
     in_session, figure_done = threading.Event(), threading.Event()
 
@@ -162,7 +165,7 @@ def read_video(data: bytes, suffix: str, tmp_path) -> list:
 
 def test_animations_decode_with_stamps(talk, bundle, tmp_path):
     n = len(talk.iterations)
-    for name in ex.ANIMATIONS:
+    for name in isl.ANIMATIONS:
         gif = read_video(bundle[f"animations/{name}.gif"], ".gif", tmp_path)
         mp4 = read_video(bundle[f"animations/{name}.mp4"], ".mp4", tmp_path)
         # hold=2 frames per snapshot; a GIF merges repeated frames into one longer one,
@@ -176,17 +179,17 @@ def test_animations_decode_with_stamps(talk, bundle, tmp_path):
 
 def test_animation_writer_takes_any_rgb_frames(tmp_path):
     frames = [np.full((37, 53, 3), v, np.uint8) for v in (0, 80, 160, 240)]
-    gif = ex.write_animation(frames, tmp_path / "walk.gif", fps=4, hold_last=0)
-    mp4 = ex.write_animation(frames, tmp_path / "walk.mp4", fps=4, hold_last=0)
+    gif = render.write_animation(frames, tmp_path / "walk.gif", fps=4, hold_last=0)
+    mp4 = render.write_animation(frames, tmp_path / "walk.mp4", fps=4, hold_last=0)
     g = read_video(gif.read_bytes(), ".gif", tmp_path)
     m = read_video(mp4.read_bytes(), ".mp4", tmp_path)
     assert len(g) == 4 and len(m) == 4 and m[0].shape == (48, 64, 3)
     assert [int(f[24, 32].mean()) for f in g] == [0, 80, 160, 240]
     assert np.allclose([f[24, 32].mean() for f in m], [0, 80, 160, 240], atol=6)
-    with pytest.raises(ex.ApmVizError):
-        ex.animation_to_bytes([], "gif")
-    with pytest.raises(ex.ApmVizError):
-        ex.animation_to_bytes(frames, "avi")
+    with pytest.raises(errors.ApmVizError):
+        render.animation_to_bytes([], "gif")
+    with pytest.raises(errors.ApmVizError):
+        render.animation_to_bytes(frames, "avi")
 
 
 def test_bundle_zip_manifest_metrics_readme(talk, bundle):
@@ -273,8 +276,8 @@ def test_app_film_manifest_reproduces(sample_path):
     while not film.done:
         film.advance(budget=5.0)
     settings = Settings(grid=16, weights="random", ttt=config, projection=film.live["3d"].config)
-    app_result = ex.result_from_film(film, image, settings, 0.8, 4, film.live_projection("3d"))
-    bundle = ex.Bundle(json.loads(json.dumps(ex.manifest(app_result))), metrics(app_result))
+    app_result = pipeline.result_from_film(film, image, settings, 0.8, 4, film.live_projection("3d"))
+    bundle = ex.Bundle(json.loads(json.dumps(pipeline.manifest(app_result))), metrics(app_result))
     again = compute(image, ex.reproduce_settings(bundle))
     assert ex.compare_metrics(bundle.metrics, metrics(again)) == []
     assert np.allclose(np.concatenate(again.projection.coords), np.concatenate(app_result.projection.coords))

@@ -11,8 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from apm_viz import export as ex
+from apm_viz import errors, render
 from apm_viz import interpolate as itp
+from apm_viz.figures import compare as compare_figs
+from apm_viz.figures import interpolation as interp_figs
+from apm_viz.figures import maps
+from apm_viz.figures import video as video_figs
+from apm_viz.figures.style import STYLES
 from apm_viz.compare import Comparison, converging_config
 from apm_viz.islands import ProjectionConfig, count_islands, project
 from apm_viz.ttt import run_ttt
@@ -30,13 +35,13 @@ def svg_tags(data: bytes) -> dict[str, int]:
     return counts
 
 
-def check_formats(build, photos: int, cells: int, styles=tuple(ex.STYLES)) -> dict[str, Image.Image]:
+def check_formats(build, photos: int, cells: int, styles=tuple(STYLES)) -> dict[str, Image.Image]:
     """Write `build` in every format and style; each opens. SVG: at least `cells`
     vector shapes and no bitmap but the `photos` input images. Returns the PNGs by style."""
     pngs = {}
     for style in styles:
-        for fmt in ex.FORMATS:
-            data = ex.figure_file(build, fmt, style, dpi=60)
+        for fmt in render.FORMATS:
+            data = render.figure_file(build, fmt, style, dpi=60)
             if fmt == "png":
                 im = Image.open(io.BytesIO(data))
                 im.load()
@@ -48,7 +53,7 @@ def check_formats(build, photos: int, cells: int, styles=tuple(ex.STYLES)) -> di
             else:
                 assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
     for style, im in pngs.items():  # the style shows: the corner is the slide's background
-        bg = tuple(int(ex.STYLES[style].background[i:i + 2], 16) for i in (1, 3, 5))
+        bg = tuple(int(STYLES[style].background[i:i + 2], 16) for i in (1, 3, 5))
         assert np.abs(np.asarray(im.getpixel((2, 2))) - bg).max() <= 2
     return pngs
 
@@ -95,7 +100,7 @@ def test_teacher_vs_apm_figure_every_format(comparison, teacher_out16):
     frame, err = comparison.frame(10), comparison.error(10, "l1")
 
     def build(s):
-        return ex.teacher_vs_apm_figure(teacher_out16.image, frame.teacher_colors, frame.apm_colors, err, s, 10,
+        return compare_figs.teacher_vs_apm_figure(teacher_out16.image, frame.teacher_colors, frame.apm_colors, err, s, 10,
                                         "L1 over 384 channels", "dinov2-small")
 
     # Teacher, APM and error maps and the colour bar's 256 steps are shapes; only the photo is a bitmap.
@@ -104,10 +109,10 @@ def test_teacher_vs_apm_figure_every_format(comparison, teacher_out16):
     for colors in (frame.teacher_colors, frame.apm_colors):
         assert cells_shown(pngs["light"], colors) >= 0.95 * GRID * GRID
     # A fixed error range (the page's "fixed over the run") keeps its colour bar and says so in the title.
-    fixed = ex.figure_file(lambda s: ex.teacher_vs_apm_figure(teacher_out16.image, frame.teacher_colors,
+    fixed = render.figure_file(lambda s: compare_figs.teacher_vs_apm_figure(teacher_out16.image, frame.teacher_colors,
                                                               frame.apm_colors, err, s, 10, "1 − cos", vmin=0.0,
                                                               vmax=float(err.max()) * 2), "png", "dark", 60)
-    assert fixed != ex.figure_file(build, "png", "dark", 60)
+    assert fixed != render.figure_file(build, "png", "dark", 60)
 
 
 def test_interpolation_strip_every_format_with_and_without_islands(walk):
@@ -115,15 +120,15 @@ def test_interpolation_strip_every_format_with_and_without_islands(walk):
     assert len(w) == 7
 
     def with_islands(s):
-        return ex.interpolation_figure(w.rgb, w.steps, w.n, s, proj.colors, counts, memory.names)
+        return interp_figs.interpolation_figure(w.rgb, w.steps, w.n, s, proj.colors, counts, memory.names)
 
     pngs = check_formats(with_islands, photos=0, cells=2 * 7 * GRID * GRID)
-    alone = check_formats(lambda s: ex.interpolation_figure(w.rgb, w.steps, w.n, s), photos=0,
+    alone = check_formats(lambda s: interp_figs.interpolation_figure(w.rgb, w.steps, w.n, s), photos=0,
                           cells=7 * GRID * GRID, styles=("light",))
     # The islands row makes the strip taller, not wider.
     assert pngs["light"].size[0] == alone["light"].size[0] and pngs["light"].size[1] > 1.8 * alone["light"].size[1]
-    with pytest.raises(ex.ApmVizError):
-        ex.interpolation_figure(w.rgb, w.steps[:3], w.n, ex.STYLES["light"])
+    with pytest.raises(errors.ApmVizError):
+        interp_figs.interpolation_figure(w.rgb, w.steps[:3], w.n, STYLES["light"])
 
 
 def test_boring_video_figure_every_format_with_and_without_apm(comparison, teacher_out16):
@@ -133,13 +138,13 @@ def test_boring_video_figure_every_format_with_and_without_apm(comparison, teach
     apm = project([apm_field], cfg)
     pooled = teacher_out16.grid.reshape(8, 2, 8, 2, -1).mean(axis=(1, 3))  # a coarser grid, as MViTv2's differs
     mv = project([pooled], cfg)
-    panels = dict(mvit=ex.Panel(mv.colors[0], "MViTv2 block 1 · frame 0", count_islands(pooled)),
-                  dino=ex.Panel(dino.colors[0], "DINOv2 teacher", count_islands(teacher_out16.grid)))
-    four = check_formats(lambda s: ex.boring_video_figure(teacher_out16.image, style=s, title="PCA islands",
-                                                          apm=ex.Panel(apm.colors[0], "APM · iteration 10",
+    panels = dict(mvit=maps.Panel(mv.colors[0], "MViTv2 block 1 · frame 0", count_islands(pooled)),
+                  dino=maps.Panel(dino.colors[0], "DINOv2 teacher", count_islands(teacher_out16.grid)))
+    four = check_formats(lambda s: video_figs.boring_video_figure(teacher_out16.image, style=s, title="PCA islands",
+                                                          apm=maps.Panel(apm.colors[0], "APM · iteration 10",
                                                                        count_islands(apm_field)), **panels),
                          photos=1, cells=2 * GRID * GRID + 8 * 8)
-    three = check_formats(lambda s: ex.boring_video_figure(teacher_out16.image, style=s, **panels),
+    three = check_formats(lambda s: video_figs.boring_video_figure(teacher_out16.image, style=s, **panels),
                           photos=1, cells=GRID * GRID + 8 * 8, styles=("light",))
     assert four["light"].size[0] == 16 * 60 and three["light"].size[0] == 12 * 60
 
@@ -147,9 +152,9 @@ def test_boring_video_figure_every_format_with_and_without_apm(comparison, teach
 def test_walk_gif_and_mp4_decode_with_every_frame(walk, tmp_path):
     memory, w, proj, counts = walk
     k = len(w)
-    for bounce, expected, formats in ((True, 2 * k - 2, ex.ANIMATION_FORMATS), (False, k, ("mp4",))):
+    for bounce, expected, formats in ((True, 2 * k - 2, render.ANIMATION_FORMATS), (False, k, ("mp4",))):
         for fmt in formats:
-            data = ex.walk_animation_bytes(w.rgb, w.steps, w.n, fmt, "light", proj.colors, memory.names,
+            data = interp_figs.walk_animation_bytes(w.rgb, w.steps, w.n, fmt, "light", proj.colors, memory.names,
                                            bounce=bounce)
             frames = read_video(data, f".{fmt}", tmp_path)
             # A one-way walk holds B for 1 s at 6 fps: 6 more frames in the MP4 (a GIF stretches the last one).
@@ -157,10 +162,10 @@ def test_walk_gif_and_mp4_decode_with_every_frame(walk, tmp_path):
             assert len(frames) == expected + extra, (fmt, bounce, len(frames))
             assert frames[0].shape[0] % 16 == 0 and frames[0].shape[1] % 16 == 0
     # Each frame carries its own i/n stamp: frames of the walk differ, the bounce mirrors them.
-    frames = ex.walk_frames(w.rgb, w.steps, w.n, "dark", None, memory.names)
+    frames = interp_figs.walk_frames(w.rgb, w.steps, w.n, "dark", None, memory.names)
     assert len(frames) == 2 * k - 2 and all(f.dtype == np.uint8 for f in frames)
     assert np.array_equal(frames[1], frames[-1]) and not np.array_equal(frames[0], frames[1])
-    bg = np.array([int(ex.STYLES["dark"].background[i:i + 2], 16) for i in (1, 3, 5)])
+    bg = np.array([int(STYLES["dark"].background[i:i + 2], 16) for i in (1, 3, 5)])
     assert np.abs(frames[0][1, 1].astype(int) - bg).max() <= 2
     stamp_rows = slice(0, frames[0].shape[0] // 10)  # the i/n stamp sits on top
     assert not np.array_equal(frames[0][stamp_rows], frames[1][stamp_rows])

@@ -9,6 +9,7 @@ from PIL import Image
 
 from apm_viz import interpolate as itp
 from apm_viz.errors import ApmVizError
+from apm_viz.figures.interpolation import walk_gif
 
 #: A short fit: enough for the end frames to match their images (measured with
 #: the 2-block random teacher on chelsea + coffee at 16x16: after 100 updates
@@ -233,7 +234,7 @@ def test_islands_of_the_walk_share_one_colour_space(memory):
 
 def test_gif_and_strip_pictures(memory):
     w = itp.walk(memory, 0, 1, n=3)
-    gif = Image.open(io.BytesIO(itp.walk_gif(w.rgb, size=64)))
+    gif = Image.open(io.BytesIO(walk_gif(w.rgb, size=64)))
     assert gif.size == (64, 64) and gif.n_frames == 6  # 4 forwards, 2 back
     strip = Image.open(io.BytesIO(itp.strip_png(w.rgb, size=32, gap=2)))
     assert strip.size == (4 * 32 + 3 * 2, 32)

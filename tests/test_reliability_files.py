@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from apm_viz.export import safe_filename, safe_stem
+from apm_viz.names import safe_filename, safe_stem
 from apm_viz.images import FORMATS, MAX_FILE_BYTES, UPLOAD_TYPES
 from apptest_util import new_app
 

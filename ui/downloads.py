@@ -14,11 +14,13 @@ from typing import Callable, Optional
 import streamlit as st
 
 from apm_viz.errors import ApmVizError
-from apm_viz.export import (ANIMATION_FORMATS, FIGURES, FORMATS, MIME, STYLES, ExportOptions, Talk, animation_bytes,
-                            bundle_bytes, bundle_name, figure_bytes, figure_file, result_from_film,
-                            safe_stem)
+from apm_viz.export import ExportOptions, animation_bytes, bundle_bytes, bundle_name, figure_bytes
+from apm_viz.figures.islands import FIGURES, Talk
+from apm_viz.figures.style import STYLES
 from apm_viz.islands import ProjectionConfig
-from apm_viz.pipeline import Settings
+from apm_viz.names import MIME, safe_stem
+from apm_viz.pipeline import Settings, result_from_film
+from apm_viz.render import ANIMATION_FORMATS, FORMATS, figure_file
 
 from .sidebar import ASSETS, Choice
 
@@ -122,7 +124,7 @@ def slide_options(key: str) -> tuple[str, str, int]:
 
 def figure_button(label: str, build, fmt: str, style: str, dpi: int, file_name: str, key: str, where=None) -> None:
     """A download button for one figure; `build(style) -> matplotlib Figure`
-    (an `apm_viz.export` builder) runs only when the button is clicked."""
+    (a slide builder from `apm_viz.figures`) runs only when the button is clicked."""
     (where or st).download_button(f"{label} .{fmt}", _lazy(lambda: figure_file(build, fmt, style, dpi)),
                                   file_name=file_name, mime=MIME[fmt], key=key, on_click="ignore", width="stretch")
 

@@ -4,7 +4,9 @@ from wholes into parts."""
 import numpy as np
 import streamlit as st
 
-from apm_viz.figures import camera_from_angles, curve_figure, image_figure, island_map_figure, scatter_figure
+from apm_viz.figures.curves import curve_figure
+from apm_viz.figures.maps import image_figure, island_map_figure
+from apm_viz.figures.projections import camera_from_angles, scatter_figure
 from apm_viz.islands import DEFAULT_MIN_SIZE, DEFAULT_TAU, ProjectionConfig
 from ui.downloads import export_panel
 from ui.state import drop_film, get_film, publish_if_done, require_choice

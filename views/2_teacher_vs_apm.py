@@ -5,8 +5,10 @@ import streamlit as st
 
 from apm_viz.compare import (DEFAULT_ITERS, DEFAULT_THRESHOLD, METRICS, Comparison, converging_config,
                              paper_config, summary)
-from apm_viz.export import safe_stem, teacher_vs_apm_figure
-from apm_viz.figures import curve_figure, error_map_figure, image_figure, island_map_figure
+from apm_viz.figures.compare import teacher_vs_apm_figure
+from apm_viz.figures.curves import curve_figure
+from apm_viz.figures.maps import error_map_figure, image_figure, island_map_figure
+from apm_viz.names import safe_stem
 from ui.downloads import figure_button, slide_options
 from ui.state import drop_config_film, get_config_film, latest_film, require_choice
 

@@ -9,8 +9,9 @@ import streamlit as st
 
 from apm_viz import interpolate as itp
 from apm_viz.errors import ApmVizError
-from apm_viz.export import interpolation_figure, safe_stem, walk_animation_bytes
-from apm_viz.figures import upscale
+from apm_viz.figures.interpolation import interpolation_figure, walk_animation_bytes, walk_gif
+from apm_viz.figures.maps import upscale
+from apm_viz.names import safe_stem
 from apm_viz.images import LoadedImage, load_image
 from ui.cache import get_teacher_output
 from ui.downloads import animation_buttons, figure_button, slide_options
@@ -191,7 +192,7 @@ with player[0]:
     k = st.slider("Position along the walk", 0, len(w) - 1, 0, key="interp_pos")
     st.image(upscale(frames[k], LARGE), caption=labels[k], width="stretch")
 if "gif" not in entry:
-    entry["gif"] = itp.walk_gif(frames, size=LARGE)
+    entry["gif"] = walk_gif(frames, size=LARGE)
 gif = entry["gif"]
 with player[1]:
     st.image(gif, caption="the walk, there and back (GIF)", width="stretch")

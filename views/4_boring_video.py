@@ -8,8 +8,10 @@ import numpy as np
 import streamlit as st
 
 from apm_viz.errors import ApmVizError
-from apm_viz.export import Panel, boring_video_figure, safe_stem
-from apm_viz.figures import camera_from_angles, image_figure, island_map_figure, scatter_figure, upscale
+from apm_viz.figures.maps import Panel, image_figure, island_map_figure, upscale
+from apm_viz.figures.projections import camera_from_angles, scatter_figure
+from apm_viz.figures.video import boring_video_figure
+from apm_viz.names import safe_stem
 from apm_viz.islands import DEFAULT_MIN_SIZE, DEFAULT_TAU, Projection, ProjectionConfig, count_islands, project
 from apm_viz.weights import list_weights, resolve_weights_path, weights_folder
 from apm_viz.video import (BLOCK_GRIDS, DEFAULT_BLOCK, FRAMES, LOW_BLOCKS, BoringVideo, BoringVideoOutput,

@@ -4,7 +4,8 @@ the teacher on the same image."""
 
 import streamlit as st
 
-from apm_viz.efficiency import DEFAULT_CHUNKS, PAPER_FIG2, fig2_figure, measure_fig2
+from apm_viz.efficiency import DEFAULT_CHUNKS, PAPER_FIG2, measure_fig2
+from apm_viz.figures.efficiency import fig2_figure
 from apm_viz.images import to_array
 from apm_viz.model import PRESETS
 from apm_viz.teachers import PATCH

@@ -1,4 +1,4 @@
-"""Figures of test-time classification, for the screen (plotly) and for slides (matplotlib).
+"""Test-time classification, for the screen (plotly) and for slides (matplotlib).
 
 What they show: the teacher's zero-shot top-5 beside the APM's at one
 iteration; the top classes' probabilities over TTT iterations; for slides,
@@ -13,7 +13,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .classify import TOP_K, ClassifyRun
+from ..classify import TOP_K, ClassifyRun
+from .maps import draw_map
 
 TEACHER_COLOUR, APM_COLOUR = "#D55E00", "#0072B2"  # Okabe-Ito, as the slide palette (APM first)
 
@@ -96,9 +97,7 @@ def _picture(ax, image: np.ndarray, title: str) -> None:
 
 
 def _island_map(ax, colors: np.ndarray, title: str, style) -> None:
-    from .export import _draw_map  # one vector quad per location, as on every other slide
-
-    _draw_map(ax, colors, style)
+    draw_map(ax, colors, style)  # one vector quad per location, as on every other slide
     ax.set_title(title, pad=10)
 
 

@@ -22,7 +22,7 @@ import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -166,19 +166,21 @@ class ClassifyTTT:
         self.trainer.cancel(message)
 
 
-def prepare(image: LoadedImage, clip: ClipTeacher, corruption: str = CLEAN, severity: int = 5,
+def prepare(image: LoadedImage, clip: Union[ClipTeacher, int], corruption: str = CLEAN, severity: int = 5,
             seed: int = 0) -> tuple[np.ndarray, Applied]:
     """The picture CLIP sees: (S, S, 3) float32 in [0, 1] at CLIP's input size, and what was applied.
 
+    clip: the teacher, or its input size S (`clip.input_size(name)`, no model built).
     Clean: a square centre crop resized to S (CLIP's own preprocessing).
     Corrupted: ImageNet-C's frame (256 resize, 224 centre crop), the
     corruption, then resized to S when S is not 224.
     """
+    size = clip if isinstance(clip, int) else clip.size
     if corruption == CLEAN:
-        return to_array(image.image, clip.size), Applied(CLEAN, 0)
+        return to_array(image.image, size), Applied(CLEAN, 0)
     frame = imagenet_c_frame(image.image)
     out, applied = corrupt(frame, corruption, severity, seed)
-    return resize_array(out.astype(np.float32) / 255.0, clip.size), applied
+    return resize_array(out.astype(np.float32) / 255.0, size), applied
 
 
 def classify_image(source, clip: ClipTeacher, classifier: TextClassifier, config: TTTConfig,

@@ -270,6 +270,20 @@ def _build(spec: ClipSpec, seed: int) -> torch.nn.Module:
         return open_clip.create_model(spec.arch, pretrained=None, **_kwargs(spec.model_kwargs))
 
 
+def input_size(name: str) -> int:
+    """The side S of the square picture CLIP `name` takes, from open_clip's config
+    (no model is built)."""
+    import open_clip
+
+    spec = CLIP_MODELS.get(name)
+    if spec is None:
+        raise ApmVizError(f"unknown CLIP {name!r}; choose one of {', '.join(CLIP_MODELS)}")
+    vision = dict(open_clip.get_model_config(spec.arch)["vision_cfg"])
+    vision.update(_kwargs(spec.model_kwargs).get("vision_cfg", {}))
+    size = vision["image_size"]
+    return int(size[0] if isinstance(size, (tuple, list)) else size)
+
+
 def _hub_repo(spec: ClipSpec) -> Optional[str]:
     if spec.tag is None:
         return None

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
 from .cli_classify import COMMANDS as CLASSIFY_COMMANDS, add_commands as add_classify_commands
 from .cli_scale import COMMANDS as SCALE_COMMANDS, add_commands as add_scale_commands
 from .errors import ApmVizError
-from .islands import DEFAULT_MIN_SIZE, DEFAULT_TAU, ProjectionConfig
+from .islands import DEFAULT_MIN_SIZE, DEFAULT_TAU
 from .model import PRESETS
 from .teachers import DINOV2
 
@@ -24,18 +25,39 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--iters", type=int, default=250, help="TTT iterations (default 250)")
+    from .recipes import LOSS_CHOICES, QUERIES, QUERY_CAN_SHOW, RECIPES
+
+    p.add_argument("--recipe", choices=RECIPES, default="aligned",
+                   help="aligned (default): this project's settings and aligned openTSNE frames; authors: the "
+                        "authors' code (query [T | p], N(0, 0.01) init, Adam 1e-4 x0.1 every 200, 1200 iterations, "
+                        "attention pooling with 8 heads, scikit-learn t-SNE with perplexity 3 per frame)")
+    p.add_argument("--iters", type=int, default=None, help="TTT iterations (default: the recipe's, 250 or 1200)")
     p.add_argument("--grid", type=int, choices=(16, 32, 64), default=32, help="patch grid: 16 (224 px), 32 (448 px)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="laptop", help="APM sizes (default laptop)")
-    p.add_argument("--loss", choices=("token", "grid", "grid+rgb", "rgb"), default="token",
-                   help="what is supervised (default token: the paper's islands experiment)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-4 token, 1e-3 grid)")
+    p.add_argument("--loss", choices=LOSS_CHOICES, default="auto",
+                   help="what is supervised (default auto = token, the paper's islands experiment, for every "
+                        "teacher and weight source)")
+    p.add_argument("--query", choices=("auto", *QUERIES), default="auto",
+                   help="what each location reads; auto: the recipe's. figure: " + QUERY_CAN_SHOW["figure"]
+                        + " authors: " + QUERY_CAN_SHOW["authors"])
+    g = p.add_argument_group("advanced (default: the recipe's)")
+    g.add_argument("--pooling", choices=("mean", "attention"), default=None,
+                   help="how the field is pooled to the global output (attention: 8 heads)")
+    g.add_argument("--init-std", type=float, default=None,
+                   help="draw the APM's weights from N(0, STD) (the authors: 0.01); 0 keeps PyTorch's default init")
+    g.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-4; 1e-3 with the grid)")
+    g.add_argument("--lr-step", type=int, default=None,
+                   help="multiply the learning rate by 0.1 every N iterations (the authors: 200); 0: constant")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--teacher", choices=sorted(DINOV2), default="dinov2-small")
     p.add_argument("--weights", default=None, help="local teacher weights file (.safetensors or .pth)")
     p.add_argument("--offline", action="store_true", help="never try to download weights")
-    p.add_argument("--projection", choices=("tsne", "pca"), default="tsne")
-    p.add_argument("--perplexity", type=float, default=30.0)
+    p.add_argument("--projection", choices=("tsne", "pca", "sklearn-tsne"), default=None,
+                   help="tsne: aligned openTSNE; sklearn-tsne: every frame on its own (the authors'); "
+                        "default: the recipe's")
+    p.add_argument("--perplexity", type=float, default=None, help="t-SNE perplexity (default: 30, the authors' 3)")
+    p.add_argument("--components", type=int, choices=(3, 1), default=3,
+                   help="projection components: 3 (RGB maps) or 1 (grayscale maps, the authors' 1-D variant)")
     p.add_argument("--tau", type=float, default=DEFAULT_TAU, help="agreement threshold for island counts")
     p.add_argument("--min-size", type=int, default=DEFAULT_MIN_SIZE, help="smallest island counted")
 
@@ -86,14 +108,28 @@ def _add_export_options(p: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args) -> "Settings":
     from .pipeline import Settings
-    from .ttt import recommended
+    from .recipes import islands_config, islands_projection
 
-    if args.iters < 1:
+    if args.iters is not None and args.iters < 1:
         raise ApmVizError("--iters must be at least 1")
-    ttt = recommended(args.loss, preset=args.preset, iters=args.iters, lr=args.lr, seed=args.seed)
-    proj = ProjectionConfig(method=args.projection, dims=3, perplexity=args.perplexity, seed=args.seed)
+    if args.init_std is not None and args.init_std < 0:
+        raise ApmVizError("--init-std must be positive (or 0 for PyTorch's default init)")
+    if args.lr_step is not None and args.lr_step < 0:
+        raise ApmVizError("--lr-step must be a number of iterations (0: constant)")
+    if args.components == 1 and args.projection == "tsne":
+        raise ApmVizError("--components 1 needs --projection sklearn-tsne or pca (aligned frames are 2-D or 3-D)")
+    overrides = dict(preset=args.preset, iters=args.iters, lr=args.lr, seed=args.seed, pooling=args.pooling)
+    ttt = islands_config(args.loss, args.query, args.recipe, **overrides)
+    if args.init_std is not None or args.lr_step is not None:  # 0 means "none": PyTorch's init, a constant lr
+        ttt = replace(ttt, **({} if args.init_std is None else {"init_std": args.init_std or None}),
+                      **({} if args.lr_step is None else {"lr_step": args.lr_step or None}))
+    method = args.projection
+    if args.components == 1 and method is None and args.recipe == "aligned":
+        method = "pca"
+    proj = islands_projection(args.recipe, dims=args.components, seed=args.seed, method=method,
+                              perplexity=args.perplexity)
     return Settings(grid=args.grid, teacher=args.teacher, weights=args.weights, allow_download=not args.offline,
-                    ttt=ttt, projection=proj, tau=args.tau, min_size=args.min_size)
+                    ttt=ttt, projection=proj, tau=args.tau, min_size=args.min_size, recipe=args.recipe)
 
 
 def _progress_printer():
@@ -106,17 +142,15 @@ def _progress_printer():
 
 
 def cmd_islands(args) -> int:
+    from .export import summary_lines
     from .pipeline import compute, write_outputs
 
     settings = settings_from_args(args)
-    result = compute(args.image, settings, progress=_progress_printer(),
-                     log=lambda s: print(s, file=sys.stderr))
+    result = compute(args.image, settings, progress=_progress_printer(), log=_log)
     if result.teacher.weights.warning:
         print(f"warning: {result.teacher.weights.warning}", file=sys.stderr)
     written = write_outputs(result, Path(args.out))
-    counts = ", ".join(f"{i}:{c}" for i, c in result.islands)
-    print(f"loss fell {result.run.loss_drop():.3g}-fold; islands by iteration {counts}; "
-          f"teacher {result.teacher_islands}; wrote {len(written)} files to {args.out}")
+    print("; ".join(summary_lines(result)) + f"; wrote {len(written)} files to {args.out}")
     return 0 if result.run.status in ("done", "cancelled") else 1
 
 

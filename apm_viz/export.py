@@ -24,11 +24,13 @@ from typing import Callable, Optional
 import numpy as np
 
 from .errors import ApmVizError
-from .figures.islands import (ANIMATIONS, FIGURES, PLOTLY_FIGURES, PLOTLY_PX_PER_INCH, Talk, animation_frames,
+from .figures.islands import (FIGURES, PLOTLY_FIGURES, PLOTLY_PX_PER_INCH, Talk, animation_frames,
                               matplotlib_figure, plotly_figure)
 from .figures.style import get_style
 from .names import MIME, safe_filename, safe_stem
+from .islands import islands_text
 from .pipeline import IslandsResult, _json_default, manifest, metrics
+from .recipes import describe
 from .render import (ANIMATION_FORMATS, FORMATS, NoChromium, animation_to_bytes, find_chromium, kaleido_session,
                      matplotlib_to_bytes, plotly_to_bytes)
 
@@ -154,17 +156,20 @@ def animation_bytes(talk: Talk, name: str, fmt: str, options: Optional[ExportOpt
 # -- metrics, manifest, bundle --------------------------------------------------------
 
 def metrics_csv(result: IslandsResult) -> str:
-    """One row per iteration: loss, each loss term, and the island count where a snapshot was taken."""
+    """One row per iteration: loss, each loss term, and where a snapshot was
+    taken its island count and alignment (teacher share, position share)."""
     run = result.run
     terms = sorted(run.terms) if len(run.terms) > 1 else []
     by_term = {t: dict(run.terms[t]) for t in terms}
     islands = dict(result.islands)
+    shares = {i: (f"{t:.6g}", f"{p:.6g}") for i, t, p in result.alignment}
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["iteration", "loss", *[f"loss_{t}" for t in terms], "islands", "teacher_islands"])
+    w.writerow(["iteration", "loss", *[f"loss_{t}" for t in terms], "islands", "teacher_islands",
+                "teacher_share", "position_share"])
     for i, loss in run.losses:
         w.writerow([i, repr(float(loss)), *[repr(float(by_term[t][i])) if i in by_term[t] else "" for t in terms],
-                    islands.get(i, ""), result.teacher_islands if i in islands else ""])
+                    islands.get(i, ""), result.teacher_islands if i in islands else "", *shares.get(i, ("", ""))])
     return buf.getvalue()
 
 
@@ -187,8 +192,12 @@ APM islands: a talk bundle
 
 Image:    {image} (sha256 {sha})
 Teacher:  {teacher}, weights from {source} ({detail})
+Recipe:   {recipe}: {describe}
 Run:      preset {preset}, loss {loss}, {iters} TTT iterations, lr {lr}, grid {grid}x{grid}, seed {seed}
 Islands:  {counts} (teacher: {teacher_islands}; tau {tau}, smallest island {min_size})
+Alignment at the last snapshot: teacher share {teacher_share}, position share {position_share}
+          (share of the field's top 3 principal directions in the teacher grid's top-10
+          subspace, and in the span of 15 smooth positional patterns)
 Style:    {style}; per-frame figures at iteration {frame}; 3-D camera azimuth {az}, elevation {el}
 
 Files
@@ -196,7 +205,7 @@ Files
 figures/      {figures}
               (PNG at {dpi}; SVG and PDF are vectors except the photo itself)
 animations/   {animations}
-metrics.csv   loss per iteration; island counts at the snapshots
+metrics.csv   loss per iteration; island counts and alignment at the snapshots
 metrics.json  the same, with the settings and the weight source
 manifest.json settings, seed, image hash, teacher and weight source, package versions, file hashes
 input/        the image the run was made from
@@ -225,7 +234,7 @@ def bundle_files(talk: Talk, options: Optional[ExportOptions] = None,
     k = talk.frame_index(options.frame)
     it = talk.iterations[k]
     names = {"strip": "strip", "pair": f"pair_iter_{it:04d}", "tsne2d": f"tsne2d_iter_{it:04d}",
-             "tsne3d": f"tsne3d_iter_{it:04d}", "loss": "loss", "islands": "islands"}
+             "tsne3d": f"tsne3d_iter_{it:04d}", "loss": "loss", "islands": "islands", "alignment": "alignment"}
     figure_options = options
     with ExitStack() as stack:
         if options.engine in ("auto", "plotly") and find_chromium() is not None:
@@ -234,7 +243,9 @@ def bundle_files(talk: Talk, options: Optional[ExportOptions] = None,
             except NoChromium as err:  # one failed start is enough: matplotlib draws the rest
                 notes.append(str(err))
                 figure_options = replace(options, engine="matplotlib")
-        for name in FIGURES:
+        if not talk.three_d:
+            notes.append("1-D (grayscale) maps: no 3-D scatter or 3-D film")
+        for name in talk.figure_names():
             for fmt in options.formats:
                 progress(f"{name}.{fmt}")
                 ex = figure_bytes(talk, name, fmt, figure_options)
@@ -242,7 +253,7 @@ def bundle_files(talk: Talk, options: Optional[ExportOptions] = None,
                 engines[name] = ex.engine
                 if ex.note and ex.note not in notes:
                     notes.append(ex.note)
-    for name in ANIMATIONS if options.animations else ():
+    for name in talk.animation_names() if options.animations else ():
         progress(f"{name} frames")
         frames = film_frames(talk, name, options)
         for fmt in options.animations:
@@ -272,6 +283,9 @@ def bundle_files(talk: Talk, options: Optional[ExportOptions] = None,
         detail=res.teacher.weights.detail, preset=s.ttt.preset, loss=s.ttt.loss, iters=s.ttt.iters, lr=s.ttt.lr,
         grid=s.grid, seed=s.ttt.seed, counts=", ".join(f"{i}: {c}" for i, c in res.islands),
         teacher_islands=res.teacher_islands, tau=s.tau, min_size=s.min_size, style=options.style, frame=it,
+        recipe=s.recipe, describe=describe(s.ttt),
+        teacher_share=f"{res.alignment[-1][1]:.2f}" if res.alignment else "-",
+        position_share=f"{res.alignment[-1][2]:.2f}" if res.alignment else "-",
         az=options.azimuth, el=options.elevation,
         figures=", ".join(sorted({p.split("/")[1].rsplit(".", 1)[0] for p in files if p.startswith("figures/")})),
         dpi=f"{options.width_px} px wide" if options.width_px else f"{options.dpi} dpi",
@@ -425,5 +439,10 @@ def files_report(bundle: Bundle, files: dict[str, bytes]) -> tuple[int, int]:
 
 
 def summary_lines(result: IslandsResult) -> list[str]:
-    return [f"loss fell {result.run.loss_drop():.3g}-fold; islands by iteration "
-            + ", ".join(f"{i}:{c}" for i, c in result.islands) + f"; teacher {result.teacher_islands}"]
+    """What the command line prints at the end of a run, one line each."""
+    lines = [f"loss fell {result.run.loss_drop():.3g}-fold; islands by iteration "
+             + ", ".join(f"{i}:{c}" for i, c in result.islands) + f"; teacher {islands_text(result.teacher_islands)}"]
+    if result.alignment:
+        i, t, p = result.alignment[-1]
+        lines.append(f"alignment at iteration {i}: teacher share {t:.2f}, position share {p:.2f}")
+    return lines

@@ -26,7 +26,9 @@ from typing import Optional
 import numpy as np
 
 from . import islands
-from .islands import DEFAULT_MIN_SIZE, DEFAULT_TAU, Projection, ProjectionConfig, Projector
+from .alignment import alignment_rows
+from .islands import DEFAULT_MIN_SIZE, DEFAULT_TAU, Projection, ProjectionConfig, Projector, independent_frame
+from .recipes import islands_projection
 from .teachers import TeacherOutput
 from .ttt import Run, Trainer, TTTConfig
 
@@ -74,6 +76,10 @@ class FilmFrames:
         self._read_lock = threading.RLock()
         self._colors: dict[tuple, Projection] = {}
         self._counts: dict[tuple, list[int]] = {}
+        self._alignment: list[tuple[int, float, float]] = []
+        self._authors: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        #: The seed of the live projections (the authors' frames use it too).
+        self.seed = next((cfg.seed for cfg in self.live_configs.values()), 0)
 
     # what a subclass provides
     @property
@@ -171,6 +177,29 @@ class FilmFrames:
             if key not in self._counts:
                 self._counts[key] = islands.count_islands(self.teacher.grid, tau, min_size)
             return self._counts[key]
+
+    def alignment(self) -> list[tuple[int, float, float]]:
+        """[(iteration, teacher share, position share)] of the shown frames
+        (`alignment.alignment`); each snapshot's is computed once."""
+        snaps = self.run.snapshots[: self.frames]
+        with self._read_lock:
+            new = snaps[len(self._alignment):]
+            if new:
+                self._alignment += alignment_rows([s.iteration for s in new], [s.field for s in new],
+                                                  self.teacher.grid)
+            return self._alignment[: len(snaps)]
+
+    def authors_frame(self, k: int, dims: int = 3) -> tuple[np.ndarray, np.ndarray]:
+        """Snapshot k projected the authors' way (scikit-learn t-SNE on its own,
+        `recipes.islands_projection("authors")`; dims 3 or 1 for grayscale):
+        (N, dims) coordinates and (h, w, 3) colours, the same as frame k of the
+        command line's `--recipe authors`. Seconds per frame; computed once."""
+        with self._read_lock:
+            if (k, dims) not in self._authors:
+                f = self.run.snapshots[k].field
+                c = independent_frame(f, k, islands_projection("authors", dims=dims, seed=self.seed))
+                self._authors[(k, dims)] = (c, islands.colorize([c], f.shape[:2])[0])
+            return self._authors[(k, dims)]
 
 
 class IslandsFilm(FilmFrames):

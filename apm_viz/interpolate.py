@@ -45,7 +45,9 @@ MEMORY_LOSS = "grid+rgb"
 
 def memory_config(**overrides) -> TTTConfig:
     """The TTT settings for a memory fit: grid + rgb with the grid defaults
-    (`ttt.GRID_DEFAULTS`), DEFAULT_ITERS iterations, no snapshots."""
+    (`ttt.GRID_DEFAULTS`), DEFAULT_ITERS iterations, no snapshots. Its query is
+    [T | p_xy], without the islands experiment's I_xy: a memory decodes mixed or
+    dreamt trigger columns, which have no pixels of their own to read."""
     overrides.setdefault("iters", DEFAULT_ITERS)
     overrides.setdefault("snapshots", ())
     return recommended(MEMORY_LOSS, **overrides)

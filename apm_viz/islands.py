@@ -7,7 +7,9 @@ and an island shows up as a patch of one colour on the grid.
 
 Frames of a run are aligned: frame t's t-SNE starts from frame t-1's
 embedding (no early exaggeration), so a colour means the same thing from one
-iteration to the next and the film does not flicker.
+iteration to the next and the film does not flicker. The authors' recipe
+("sklearn-tsne") projects every frame on its own with scikit-learn and scales
+each frame's colours by its own min and max; its colours do not carry over.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-Method = Literal["tsne", "pca"]
+Method = Literal["tsne", "pca", "sklearn-tsne"]
 
 #: Default agreement threshold: neighbours whose centred cosine similarity is
 #: at least this belong to the same island.
@@ -33,8 +35,9 @@ DEFAULT_MIN_SIZE = 4
 class ProjectionConfig:
     """How fields are projected.
 
-    method: "tsne" (openTSNE) or "pca" (fast, linear).
-    dims: 2 or 3.
+    method: "tsne" (openTSNE), "pca" (fast, linear) or "sklearn-tsne"
+        (scikit-learn's TSNE from scratch for every frame: the authors' recipe).
+    dims: 2 or 3; 1 (grayscale maps, the authors' 1-D variant) for "sklearn-tsne" and "pca".
     perplexity: t-SNE perplexity (the authors use 3; larger gives smoother islands).
     aligned: start each frame from the previous frame's embedding.
     first_iters, next_iters: optimisation steps for the first and later frames.
@@ -97,8 +100,8 @@ class Projector:
 
     def __init__(self, config: Optional[ProjectionConfig] = None):
         self.config = config or ProjectionConfig()
-        if self.config.dims not in (2, 3):
-            raise ValueError("dims must be 2 or 3")
+        if self.config.dims not in (2, 3) and not (self.config.dims == 1 and self.config.method != "tsne"):
+            raise ValueError("dims must be 2 or 3 (or 1 for the sklearn-tsne and pca methods)")
         self.coords: list[np.ndarray] = []
         self.grid: Optional[tuple[int, int]] = None
         self._pca = None
@@ -119,6 +122,8 @@ class Projector:
         k = len(self.coords)
         if cfg.method == "pca":
             c = self._pca_frame(x)
+        elif cfg.method == "sklearn-tsne":
+            c = independent_frame(f, k, cfg)
         elif k == 0 or not cfg.aligned:
             c = self._tsne_scratch(x, self._seed(k), affinities)
         else:
@@ -129,7 +134,11 @@ class Projector:
 
     def result(self) -> Projection:
         """The frames so far, coloured in one joint colour space."""
-        return Projection(self.config, self.grid, list(self.coords), colorize(self.coords, self.grid))
+        if self.config.method == "sklearn-tsne":  # independent frames share no colour space
+            colors = [colorize([c], self.grid)[0] for c in self.coords]
+        else:
+            colors = colorize(self.coords, self.grid)
+        return Projection(self.config, self.grid, list(self.coords), colors)
 
     # -- t-SNE (openTSNE) --
     def _perplexity(self, n: int) -> float:
@@ -209,6 +218,30 @@ class Projector:
         return np.pad(c, ((0, 0), (0, cfg.dims - k))) if k < cfg.dims else c
 
 
+def independent_tsne(x: np.ndarray, dims: int = 3, perplexity: float = 3.0, seed: int = 0,
+                     initialization: str = "random", metric: str = "euclidean") -> np.ndarray:
+    """One frame the authors' way: scikit-learn's TSNE from scratch on (N, D)
+    vectors; returns (N, dims). The authors set no seed; here frame k of a
+    projection uses seed + k, so frames stay independent and runs repeatable.
+    One OpenMP thread, like openTSNE's n_jobs=1 here: on a busy 2-core machine
+    more threads made one 256-point frame 8x slower (115 s against 15 s)."""
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    x = _jitter_if_constant(x, seed)
+    perplexity = min(perplexity, (x.shape[0] - 1) / 3.0)
+    with threadpool_limits(1):
+        return TSNE(n_components=dims, perplexity=perplexity, init=initialization, metric=metric,
+                    random_state=seed).fit_transform(x)
+
+
+def independent_frame(f: np.ndarray, k: int, config: ProjectionConfig) -> np.ndarray:
+    """Frame k of a "sklearn-tsne" projection: (h, w, D) field -> (N, dims),
+    exactly as `Projector.add` makes it (seed config.seed + k)."""
+    return independent_tsne(_prepare(f), config.dims, config.perplexity, config.seed + k,
+                            config.initialization, config.metric).astype(np.float32)
+
+
 def project(fields: Sequence[np.ndarray], config: Optional[ProjectionConfig] = None) -> Projection:
     """Project a list of (h, w, D) fields (all the same grid) to 2-D or 3-D.
 
@@ -240,17 +273,18 @@ def colorize(coords: Sequence[np.ndarray], grid: tuple[int, int]) -> list[np.nda
     """Colours for coordinates, one joint min-max over all frames.
 
     3-D: the three components min-max scaled together to RGB (the paper's
-    mapping). 2-D: each axis scaled to [0, 1], then a bilinear four-corner
-    colour map. Returns per frame (h, w, 3) float32.
+    mapping). 1-D: grayscale, min-max scaled (the authors' 1-D variant).
+    2-D: each axis scaled to [0, 1], then a bilinear four-corner colour map. Returns per frame (h, w, 3) float32.
     """
     joint = np.concatenate(coords, axis=0)
     dims = joint.shape[1]
     h, w = grid
     out = []
-    if dims == 3:
+    if dims in (1, 3):
         lo, hi = joint.min(), joint.max()
         for c in coords:
-            out.append(((c - lo) / (hi - lo if hi > lo else 1.0)).reshape(h, w, 3).astype(np.float32))
+            v = ((c - lo) / (hi - lo if hi > lo else 1.0)).reshape(h, w, dims)
+            out.append(np.repeat(v, 3 // dims, axis=-1).astype(np.float32))
         return out
     lo, hi = joint.min(axis=0), joint.max(axis=0)
     span = np.where(hi > lo, hi - lo, 1.0)
@@ -263,6 +297,11 @@ def colorize(coords: Sequence[np.ndarray], grid: tuple[int, int]) -> list[np.nda
 
 
 # -- island metrics -------------------------------------------------------------
+
+def islands_text(n: int) -> str:
+    """"1 island", "2 islands": how a count is printed."""
+    return f"{n} island" + ("" if n == 1 else "s")
+
 
 def _unit(f: np.ndarray, center: bool) -> np.ndarray:
     x = f.astype(np.float64)

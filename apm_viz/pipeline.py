@@ -15,26 +15,33 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from .alignment import alignment_rows
 from .images import LoadedImage, load_image, to_array
 from .islands import (DEFAULT_MIN_SIZE, DEFAULT_TAU, Projection, ProjectionConfig, count_islands,
-                      island_history, project)
+                      island_history, islands_text, project)
 from .provenance import package_versions
+from .recipes import QUERY_CAN_SHOW, describe, islands_config, islands_projection
 from .teachers import PATCH, Teacher, TeacherOutput, create_teacher
 from .ttt import Run, TTTConfig, run_ttt
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything that decides an islands result (with the image)."""
+    """Everything that decides an islands result (with the image).
+
+    recipe: "aligned" or "authors" (`recipes`), recorded so a manifest says
+    which; `ttt` and `projection` hold what it decided.
+    """
 
     grid: int = 32
     teacher: str = "dinov2-small"
     weights: Optional[str] = None
     allow_download: bool = True
-    ttt: TTTConfig = field(default_factory=TTTConfig)
-    projection: ProjectionConfig = field(default_factory=ProjectionConfig)
+    ttt: TTTConfig = field(default_factory=islands_config)
+    projection: ProjectionConfig = field(default_factory=islands_projection)
     tau: float = DEFAULT_TAU
     min_size: int = DEFAULT_MIN_SIZE
+    recipe: str = "aligned"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -52,6 +59,9 @@ class Settings:
 
 @dataclass
 class IslandsResult:
+    """islands: [(iteration, count)] per snapshot. alignment: [(iteration,
+    teacher share, position share)] per snapshot (`alignment.alignment`)."""
+
     image: LoadedImage
     settings: Settings
     teacher: TeacherOutput
@@ -60,6 +70,7 @@ class IslandsResult:
     islands: list[tuple[int, int]]
     teacher_islands: int
     seconds: dict[str, float]
+    alignment: list[tuple[int, float, float]] = field(default_factory=list)
 
 
 def encode(image: LoadedImage, teacher: Teacher, grid: int) -> TeacherOutput:
@@ -77,6 +88,8 @@ def compute(source, settings: Settings, progress: Optional[Callable[[Run], None]
     seconds = {}
     t = time.perf_counter()
     image = source if isinstance(source, LoadedImage) else load_image(source)
+    log(f"recipe {settings.recipe}: {describe(settings.ttt)}")
+    log(QUERY_CAN_SHOW["figure" if settings.ttt.apm_config().local_patch else "authors"])
     if teacher is None:
         teacher = create_teacher(settings.teacher, settings.weights, settings.allow_download, seed=settings.ttt.seed,
                                  device=settings.ttt.device)
@@ -94,7 +107,8 @@ def compute(source, settings: Settings, progress: Optional[Callable[[Run], None]
     seconds["projection"] = time.perf_counter() - t
     counts = island_history(fields, settings.tau, settings.min_size)
     return IslandsResult(image, settings, out, run, proj, list(zip(run.iterations, counts)),
-                         count_islands(out.grid, settings.tau, settings.min_size), seconds)
+                         count_islands(out.grid, settings.tau, settings.min_size), seconds,
+                         alignment_rows(run.iterations, fields, out.grid))
 
 
 def result_from_film(film, image, settings, tau: float, min_size: int, projection3d: Projection) -> IslandsResult:
@@ -109,7 +123,7 @@ def result_from_film(film, image, settings, tau: float, min_size: int, projectio
         run = replace(run, snapshots=run.snapshots[:n])
     counts = film.island_counts(tau, min_size)
     return IslandsResult(image, settings, film.teacher, run, projection3d, counts,
-                         film.teacher_islands(tau, min_size), {"app": film.seconds})
+                         film.teacher_islands(tau, min_size), {"app": film.seconds}, film.alignment())
 
 
 def metrics(result: IslandsResult) -> dict:
@@ -119,6 +133,7 @@ def metrics(result: IslandsResult) -> dict:
         "loss_terms": {k: [[i, v] for i, v in pts] for k, pts in run.terms.items()},
         "islands": [[i, c] for i, c in result.islands],
         "teacher_islands": result.teacher_islands,
+        "alignment": [[i, _finite(t), _finite(p)] for i, t, p in result.alignment],
         "loss_drop": run.loss_drop(),
         "status": run.status,
         "message": run.message,
@@ -134,6 +149,7 @@ def manifest(result: IslandsResult) -> dict:
         "kind": "apm-viz islands",
         "image": {"name": result.image.name, "sha256": result.image.sha256},
         "settings": result.settings.to_dict(),
+        "recipe": result.settings.recipe,
         "seed": result.settings.ttt.seed,
         "teacher": {"model": result.teacher.model, "weights_source": result.teacher.weights.kind,
                     "weights_detail": result.teacher.weights.detail},
@@ -144,7 +160,7 @@ def manifest(result: IslandsResult) -> dict:
 
 def frame_title(result: IslandsResult, k: int) -> str:
     snap = result.run.snapshots[k]
-    return f"iteration {snap.iteration}   loss {snap.loss:.3g}   islands {result.islands[k][1]}"
+    return f"iteration {snap.iteration}   loss {snap.loss:.3g}   {islands_text(result.islands[k][1])}"
 
 
 def write_outputs(result: IslandsResult, out_dir: Path) -> list[Path]:
@@ -177,6 +193,12 @@ def write_outputs(result: IslandsResult, out_dir: Path) -> list[Path]:
         path.write_text(json.dumps(payload, indent=2, default=_json_default))
         written.append(path)
     return written
+
+
+def _finite(x: float) -> Optional[float]:
+    """A float for JSON: None where it is not finite (a field with no structure has no alignment)."""
+    x = float(x)
+    return x if np.isfinite(x) else None
 
 
 def _json_default(o):

@@ -27,6 +27,20 @@ def test_islands_end_to_end(tmp_path, sample_path):
     man = json.loads((out / "manifest.json").read_text())
     assert man["seed"] == 0 and len(man["image"]["sha256"]) == 64
     assert "torch" in man["versions"] and "timm" in man["versions"]
+    # The default: token supervision with the figure's query, and its alignment per snapshot.
+    assert man["recipe"] == "aligned" and m["settings"]["ttt"]["loss"] == "token"
+    assert m["settings"]["ttt"]["local_patch"] is True
+    assert [row[0] for row in m["alignment"]] == iters and all(len(row) == 3 for row in m["alignment"])
+
+
+def test_islands_prints_counts_in_words(tmp_path, sample_path):
+    r = run_cli("islands", str(sample_path), "--out", str(tmp_path / "o"), "--iters", "2", "--grid", "16",
+                "--offline", "--projection", "pca")
+    assert r.returncode == 0, r.stderr
+    teacher = json.loads((tmp_path / "o" / "metrics.json").read_text())["teacher_islands"]
+    assert f"teacher {teacher} island{'' if teacher == 1 else 's'};" in r.stdout
+    assert "alignment at iteration 2: teacher share" in r.stdout
+    assert "[T | I_xy | p_xy] also reads each location's own pixels" in r.stderr
 
 
 def run_cli(*args):

@@ -16,6 +16,7 @@ from PIL import Image
 
 from apm_viz import errors, pipeline, render
 from apm_viz import export as ex
+from apm_viz.alignment import alignment, alignment_rows
 from apm_viz.cli import main
 from apm_viz.figures import islands as isl
 from apm_viz.images import load_image
@@ -35,7 +36,8 @@ def talk(teacher_out16, sample_path):
     run = run_ttt(teacher_out16, settings.ttt)
     fields = [s.field for s in run.snapshots]
     result = IslandsResult(load_image(sample_path), settings, teacher_out16, run, project(fields, settings.projection),
-                           list(zip(run.iterations, island_history(fields))), count_islands(teacher_out16.grid), {})
+                           list(zip(run.iterations, island_history(fields))), count_islands(teacher_out16.grid), {},
+                           alignment_rows(run.iterations, fields, teacher_out16.grid))
     return isl.Talk.from_result(result, image_bytes=sample_path.read_bytes())
 
 
@@ -72,7 +74,7 @@ def test_bundle_holds_every_figure_format_and_opens(talk, bundle):
     its = talk.iterations
     k = talk.frame_index(5)
     stems = {"strip", f"pair_iter_{its[k]:04d}", f"tsne2d_iter_{its[k]:04d}", f"tsne3d_iter_{its[k]:04d}", "loss",
-             "islands"}
+             "islands", "alignment"}
     assert {p for p in bundle if p.startswith("figures/")} == {f"figures/{s}.{f}" for s in stems for f in render.FORMATS}
     for path, data in bundle.items():
         if path.endswith(".png"):
@@ -210,8 +212,20 @@ def test_bundle_zip_manifest_metrics_readme(talk, bundle):
     assert [int(r["iteration"]) for r in rows] == list(range(13))
     assert [float(r["loss"]) for r in rows] == [v for _, v in talk.result.run.losses]
     assert {int(r["iteration"]): int(r["islands"]) for r in rows if r["islands"]} == dict(talk.result.islands)
+    snaps = {s.iteration: s.field for s in talk.result.run.snapshots}
+    for r in rows:  # the alignment at the snapshots, as the measure gives it for each field
+        if r["islands"]:
+            a = alignment(snaps[int(r["iteration"])], talk.result.teacher.grid)
+            assert float(r["teacher_share"]) == pytest.approx(a.teacher_share, rel=1e-5)
+            assert float(r["position_share"]) == pytest.approx(a.position_share, rel=1e-5)
+        else:
+            assert r["teacher_share"] == r["position_share"] == ""
+    met = json.loads(z.read("chelsea-talk/metrics.json"))
+    assert [row[0] for row in met["alignment"]] == talk.iterations
+    assert all(0 <= t <= 1 and 0 <= p <= 1 for _, t, p in met["alignment"])
     readme = z.read("chelsea-talk/README.txt").decode()
     assert "python -m apm_viz reproduce chelsea-talk.zip --out DIR" in readme and "seed 0" in readme
+    assert f"teacher share {met['alignment'][-1][1]:.2f}" in readme and "Recipe:   aligned" in readme
     assert ex.zip_bytes(bundle, ex.bundle_name(talk)) == data  # fixed dates: same files, same zip
 
 
@@ -237,6 +251,30 @@ def test_cli_export_then_reproduce(tmp_path, sample_path):
     assert made == first
     for f in ("figures/strip.png", "figures/strip.svg", "figures/tsne3d_iter_0020.svg", "animations/islands.gif"):
         assert (again / "my_cat-talk" / f).read_bytes() == (out / "my_cat-talk" / f).read_bytes(), f
+
+
+def test_cli_export_with_the_authors_recipe_reproduces_it(tmp_path, sample_path):
+    out = tmp_path / "out"
+    rc = main(["export", str(sample_path), "--out", str(out), "--grid", "16", "--iters", "3", "--offline",
+               "--recipe", "authors", "--projection", "pca", "--components", "1", "--engine", "matplotlib",
+               "--formats", "png", "--animations", "gif", "--dpi", "40"])
+    assert rc == 0
+    folder = out / "chelsea-talk"
+    man = json.loads((folder / "manifest.json").read_text())
+    ttt = man["settings"]["ttt"]
+    assert man["recipe"] == "authors" and man["settings"]["recipe"] == "authors"
+    assert (ttt["pooling"], ttt["init_std"], ttt["lr_step"], ttt["local_patch"]) == ("attention", 0.01, 200, False)
+    assert man["settings"]["projection"]["dims"] == 1
+    # Grayscale maps have no 3-D scatter; the bundle says so.
+    assert not list(folder.glob("figures/tsne3d*")) and not (folder / "animations" / "tsne3d.gif").exists()
+    assert any("1-D" in n for n in man["export"]["notes"])
+    strip = np.asarray(Image.open(folder / "figures" / "strip.png").convert("RGB")).astype(int)
+    assert (folder / "figures" / "alignment.png").is_file() and strip.size
+    again = tmp_path / "again"
+    assert main(["reproduce", str(out / "chelsea-talk.zip"), "--out", str(again)]) == 0
+    after = json.loads((again / "chelsea-talk" / "manifest.json").read_text())
+    assert after["recipe"] == "authors"
+    assert all(after["settings"][k] == man["settings"][k] for k in ("ttt", "projection", "recipe", "grid"))
 
 
 def run_cli(*args):

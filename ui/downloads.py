@@ -25,7 +25,7 @@ from apm_viz.render import ANIMATION_FORMATS, FORMATS, figure_file
 from .sidebar import ASSETS, Choice
 
 LABELS = {"strip": "Strip", "pair": "Input + map", "tsne2d": "2-D scatter", "tsne3d": "3-D scatter",
-          "loss": "Loss", "islands": "Island count"}
+          "loss": "Loss", "islands": "Island count", "alignment": "Alignment"}
 
 
 def original_bytes(choice: Choice) -> Optional[bytes]:

@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import ApmVizError
+from ..islands import islands_text
 from ..render import animation_to_bytes, figure_to_rgb
 from .maps import draw_map, upscale
 from .style import Style, get_style, new_figure, slide_context
@@ -65,7 +66,7 @@ def interpolation_figure(frames: np.ndarray, steps: Sequence[int], n: int, style
             else:
                 draw_map(ax, islands[j], style)
                 if counts is not None:
-                    ax.set_title(f"{counts[j]} islands", fontsize=style.size * 0.7, pad=6, color=style.muted)
+                    ax.set_title(islands_text(counts[j]), fontsize=style.size * 0.7, pad=6, color=style.muted)
     if names:
         a, b = names[0], names[1]
         sub = "decoded frames" + (", and their islands below" if islands is not None else "")

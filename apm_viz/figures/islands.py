@@ -1,7 +1,7 @@
 """The Islands page's figures for slides and files, built from a finished run
 (`Talk`): the strip of island maps over iterations, the input beside its
-island map, the 2-D and 3-D projections of one frame, the loss and the
-island-count curves (`FIGURES`), each as a matplotlib Figure (true vectors:
+island map, the 2-D and 3-D projections of one frame, the loss, the
+island-count and the alignment curves (`FIGURES`), each as a matplotlib Figure (true vectors:
 maps are one quad per location, the 3-D scatter is vector points), and the
 app's plotly versions of the 2-D scatter and the curves restyled for slides
 (`plotly_figure`, drawn by kaleido). The films: one RGB frame per snapshot
@@ -20,7 +20,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import ApmVizError
-from ..islands import Projection, project
+from ..islands import Projection, islands_text, project
 from ..pipeline import IslandsResult
 from ..render import figure_to_rgb
 from .curves import curve_figure, log_ticks
@@ -37,6 +37,7 @@ FIGURES = {
     "tsne3d": ((8.0, 8.0), "3-D projection of the field from the chosen camera"),
     "loss": ((10.0, 5.6), "TTT loss per iteration (log scale)"),
     "islands": ((10.0, 5.6), "island count per snapshot, with the teacher's"),
+    "alignment": ((10.0, 5.6), "share of the field's structure in the teacher's and in the positional code's"),
 }
 #: Figures the app draws with plotly; kaleido writes these when a Chromium exists.
 PLOTLY_FIGURES = ("tsne2d", "loss", "islands")
@@ -82,7 +83,19 @@ class Talk:
 
     def stamp(self, k: int) -> str:
         snap = self.result.run.snapshots[k]
-        return f"iteration {snap.iteration}  ·  loss {snap.loss:.3g}  ·  {self.result.islands[k][1]} islands"
+        return f"iteration {snap.iteration}  ·  loss {snap.loss:.3g}  ·  {islands_text(self.result.islands[k][1])}"
+
+    @property
+    def three_d(self) -> bool:
+        """Whether the maps come from a 3-D projection (a 1-D grayscale one has no 3-D scatter)."""
+        return self.result.projection.coords[0].shape[1] == 3
+
+    def figure_names(self) -> list[str]:
+        """The `FIGURES` this run has: all but the 3-D scatter for a 1-D projection."""
+        return [n for n in FIGURES if self.three_d or n != "tsne3d"]
+
+    def animation_names(self) -> list[str]:
+        return [n for n in ANIMATIONS if self.three_d or n != "tsne3d"]
 
 
 def _new_figure(name: str, style: Style, size: Optional[tuple[float, float]] = None):
@@ -111,10 +124,18 @@ def strip_figure(talk: Talk, style: Style, n: int = 6):
     for ax, k in zip(axes[1:], ks):
         draw_map(ax, res.projection.colors[k], style)
         ax.set_title(f"iteration {res.run.snapshots[k].iteration}", pad=10)
-        ax.text(0.5, -0.06, f"{res.islands[k][1]} islands", transform=ax.transAxes, ha="center", va="top",
-                color=style.muted, fontsize=style.size * 0.85)
+        ax.text(0.5, -0.06, islands_text(res.islands[k][1]) + _shares_text(res, k), transform=ax.transAxes,
+                ha="center", va="top", color=style.muted, fontsize=style.size * 0.85)
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.12, top=0.86, wspace=0.06)
     return fig
+
+
+def _shares_text(res: IslandsResult, k: int) -> str:
+    """"\nteacher 0.59 · position 0.45" for snapshot k, where the alignment is known."""
+    if k >= len(res.alignment):
+        return ""
+    _, t, p = res.alignment[k]
+    return f"\nteacher {t:.2f} · position {p:.2f}"
 
 
 def pair_figure(talk: Talk, k: int, style: Style):
@@ -172,7 +193,7 @@ def scatter3d_figure(talk: Talk, k: int, style: Style, azimuth: float, elevation
 
 
 def _method(p: Projection) -> str:
-    return "t-SNE" if p.config.method == "tsne" else "PCA"
+    return {"tsne": "t-SNE", "sklearn-tsne": "t-SNE (scikit-learn, frames independent)"}.get(p.config.method, "PCA")
 
 
 def _loss_series(talk: Talk) -> dict[str, list[tuple[int, float]]]:
@@ -227,6 +248,26 @@ def islands_figure(talk: Talk, style: Style, current: Optional[int] = None):
     return fig
 
 
+def alignment_figure(talk: Talk, style: Style, current: Optional[int] = None):
+    """Teacher share and position share of the field's top principal directions per snapshot."""
+    res = talk.result
+    fig = _new_figure("alignment", style)
+    ax = fig.add_subplot()
+    if res.alignment:
+        its, teacher, position = zip(*res.alignment)
+        ax.plot(its, teacher, marker="o", label="teacher share", color=style.palette[0])
+        ax.plot(its, position, marker="s", label="position share", color=style.palette[1])
+    ax.set_xlabel("TTT iteration")
+    ax.set_ylabel("share of the top 3 directions")
+    ax.set_title("alignment: teacher's top-10 subspace vs smooth positional patterns", loc="left")
+    ax.set_ylim(0, 1.02)
+    if current is not None:
+        ax.axvline(current, color=style.muted, linestyle=":", linewidth=2)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    return fig
+
+
 def matplotlib_figure(talk: Talk, name: str, style: str = "light", frame: Optional[int] = None,
                       azimuth: float = 45.0, elevation: float = 25.0):
     """The matplotlib Figure for one of `FIGURES` in a slide style; frame: the
@@ -248,6 +289,8 @@ def matplotlib_figure(talk: Talk, name: str, style: str = "light", frame: Option
             return loss_figure(talk, st, it)
         if name == "islands":
             return islands_figure(talk, st, it)
+        if name == "alignment":
+            return alignment_figure(talk, st, it)
     raise ApmVizError(f"unknown figure {name!r}; choose from {', '.join(FIGURES)}")
 
 

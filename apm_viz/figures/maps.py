@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..islands import islands_text
 from .style import FONT, Style, new_figure
 
 
@@ -174,7 +175,7 @@ def maps_figure(image: np.ndarray, panels: Sequence[Panel], style: Style, title:
         draw_map(ax, p.colors, style)
         ax.set_title(p.title, pad=10)
         if p.islands is not None:
-            under(ax, f"{p.islands} islands", style)
+            under(ax, islands_text(p.islands), style)
     top = 0.80 if title else 0.88
     fig.subplots_adjust(left=0.01, right=0.99 if not extra else 0.93, bottom=0.1, top=top, wspace=0.08)
     if title:

@@ -44,7 +44,7 @@ DEFAULT_ITERS = 500
 def converging_config(loss: str = "grid", **overrides) -> TTTConfig:
     """Settings under which the field visibly fits the teacher's grid on a CPU.
 
-    `ttt.GRID_DEFAULTS` (lr 1e-3, frequencies up to pi rad per grid step) plus
+    `ttt.GRID_DEFAULTS` (lr 1e-3, frequencies up to 2.8 rad per grid step, under Nyquist) plus
     the local patch I_xy in each query (the paper's figure, T_xy = [T | I_xy |
     p_xy]): a teacher's patch token is mostly a function of its own pixels, so
     reading them cuts the error at equal steps. Measured with a random ViT-S/14

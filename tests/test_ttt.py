@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from apm_viz.ttt import Trainer, TTTConfig, default_snapshots, recommended, run_ttt
+from apm_viz.ttt import GRID_DEFAULTS, Trainer, TTTConfig, default_snapshots, recommended, run_ttt
 
 
 def test_token_mode_loss_falls_1000_fold_in_250_laptop_iterations(teacher_out32):
@@ -95,10 +95,23 @@ def test_recommended_grid_settings_fit_better_than_paper_settings(teacher_out16)
     paper = run_ttt(teacher_out16, TTTConfig(loss="grid", iters=60, snapshots=()))
     tuned = run_ttt(teacher_out16, recommended("grid", iters=60, snapshots=()))
     assert tuned.losses[-1][1] < paper.losses[-1][1]
-    assert tuned.config.pos_scale == pytest.approx(math.pi)
+    assert tuned.config.pos_scale == GRID_DEFAULTS["pos_scale"]
 
 
 def test_config_round_trip():
     cfg = TTTConfig(loss="grid+rgb", loss_weights=(("rgb", 0.5),), snapshots=(0, 5), pos_scale=2.0)
     assert TTTConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.terms() == {"grid": 1.0, "rgb": 0.5}
+
+
+def test_grid_defaults_code_is_below_nyquist_so_every_channel_trains():
+    """At exactly pi rad per grid step a sin channel is sin(pi k) = 0 at every grid
+    point: it never trains, yet reaches +-0.71 at the 2x query points."""
+    from apm_viz.model import grid_coords, positional_code
+
+    apm = recommended("grid").apm_config()
+    assert apm.pos_scale < math.pi  # the highest frequency, pos_scale rad per step, under the grid's Nyquist rate
+    code = positional_code(grid_coords(16, 16), apm.pos_dim, apm.pos_base, apm.pos_scale).numpy()
+    assert np.abs(code).max(axis=0).min() > 1e-3  # no channel is (numerically) zero over the whole grid
+    at_nyquist = positional_code(grid_coords(16, 16), apm.pos_dim, apm.pos_base, math.pi).numpy()
+    assert np.abs(at_nyquist).max(axis=0).min() < 1e-5  # what the check above catches

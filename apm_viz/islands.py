@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional, Sequence
 
 import numpy as np
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, diags
 from scipy.sparse.csgraph import connected_components
 
 Method = Literal["tsne", "pca", "sklearn-tsne"]
@@ -33,17 +33,43 @@ DEFAULT_MIN_SIZE = 4
 
 @dataclass(frozen=True)
 class ProjectionConfig:
-    """How fields are projected.
+    """How fields are projected (openTSNE with Barnes-Hut gradients for "tsne").
 
     method: "tsne" (openTSNE), "pca" (fast, linear) or "sklearn-tsne"
         (scikit-learn's TSNE from scratch for every frame: the authors' recipe).
     dims: 2 or 3; 1 (grayscale maps, the authors' 1-D variant) for "sklearn-tsne" and "pca".
     perplexity: t-SNE perplexity (the authors use 3; larger gives smoother islands).
+        Each location's affinities reach its 3 x perplexity nearest neighbours.
     aligned: start each frame from the previous frame's embedding.
-    first_iters, next_iters: optimisation steps for the first and later frames.
+    first_iters: optimisation steps of a frame from scratch, after openTSNE's
+        250 steps of early exaggeration.
+    next_iters: optimisation steps of a later aligned frame.
     metric: "euclidean" or "cosine" between feature vectors.
     initialization: "pca" or "random" for every frame t-SNE starts from
         scratch (the first, or all when not aligned; the authors: random).
+    seed: random state of initialisations and approximate neighbour searches.
+    neighbors: "exact": every pairwise distance (scikit-learn, in row chunks),
+        the k nearest handed to openTSNE as precomputed neighbours; the
+        affinities openTSNE's own method="exact" gives, in less time. Any
+        other value is openTSNE's `method` ("auto": exact below 1000 points,
+        Annoy above; "annoy"; "pynndescent").
+    smoothing: a later frame starts from the previous frame's embedding with
+        every location moved to the affinity-weighted mean of where its new
+        neighbours were, repeated this many times (then rescaled to the
+        previous spread); 0 starts from the previous embedding as it is.
+        Where the field changed much between two snapshots, each location then
+        starts beside its new neighbours and a few steps suffice; colours keep
+        their meaning, every start being a mean of previous positions.
+    learning_rate: later frames' learning rate as a multiple of openTSNE's
+        "auto" rate (N, the number of locations).
+    theta: Barnes-Hut accuracy (openTSNE's theta; 0 is the exact gradient).
+
+    The later-frame defaults (next_iters, smoothing, learning_rate, theta,
+    neighbors) were chosen by one criterion, measured on laptop 32x32 and 16x16
+    films (BENCHMARKS.md): every aligned frame's trustworthiness and continuity over
+    10 neighbours (scikit-learn's `trustworthiness`) lie within 0.01 of those
+    of a 1000-step openTSNE optimisation (its defaults) from the same previous
+    embedding with the same affinities.
     """
 
     method: Method = "tsne"
@@ -51,10 +77,14 @@ class ProjectionConfig:
     perplexity: float = 30.0
     aligned: bool = True
     first_iters: int = 500
-    next_iters: int = 100
+    next_iters: int = 50
     metric: str = "euclidean"
     initialization: str = "pca"
     seed: int = 0
+    neighbors: str = "exact"
+    smoothing: int = 3
+    learning_rate: float = 4.0
+    theta: float = 0.5
 
 
 @dataclass
@@ -88,6 +118,40 @@ def _jitter_if_constant(x: np.ndarray, seed: int) -> np.ndarray:
     if np.ptp(x, axis=0).max() < 1e-9:
         x = x + np.random.default_rng(seed).normal(0, 1e-6, x.shape)
     return x
+
+
+def _exact_neighbors(x: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k nearest other rows of x (N, D): indices and distances, both
+    (N, k), nearest first. Distances in row chunks that fit scikit-learn's
+    working memory."""
+    from sklearn.metrics import pairwise_distances_chunked
+
+    def nearest(d: np.ndarray, start: int):
+        rows = np.arange(d.shape[0])
+        d[rows, start + rows] = np.inf  # a location is not its own neighbour
+        idx = np.argpartition(d, k - 1, axis=1)[:, :k]
+        dist = np.take_along_axis(d, idx, axis=1)
+        order = np.argsort(dist, axis=1, kind="stable")
+        return np.take_along_axis(idx, order, axis=1), np.take_along_axis(dist, order, axis=1)
+
+    chunks = list(pairwise_distances_chunked(x, metric=metric, reduce_func=nearest))
+    return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+
+
+def _smoothed(previous: np.ndarray, P, steps: int) -> np.ndarray:
+    """previous (N, dims) with every row moved `steps` times to the P-weighted
+    mean of its neighbours' rows, then centred and scaled back to the previous
+    mean distance from the centre."""
+    if steps <= 0:
+        return previous.copy()
+    weights = diags(1.0 / np.maximum(np.asarray(P.sum(axis=1)).ravel(), 1e-300)) @ P
+    y = previous
+    for _ in range(steps):
+        y = weights @ y
+    y = y - y.mean(axis=0)
+    spread = np.linalg.norm(previous - previous.mean(axis=0), axis=1).mean()
+    have = np.linalg.norm(y, axis=1).mean()
+    return y * (spread / have) if have > 0 else y
 
 
 class Projector:
@@ -157,7 +221,7 @@ class Projector:
         cfg, k, n = self.config, len(self.coords), f.shape[0] * f.shape[1]
         if cfg.method != "tsne":
             return None
-        return (k == 0 or not cfg.aligned, self._perplexity(n), cfg.metric, self._seed(k))
+        return (k == 0 or not cfg.aligned, self._perplexity(n), cfg.metric, cfg.neighbors, self._seed(k))
 
     def affinities(self, f: np.ndarray):
         """The openTSNE affinities of the next frame's field (h, w, D), exactly
@@ -165,18 +229,23 @@ class Projector:
         key = self.affinity_key(f)
         if key is None:
             return None
-        scratch, perplexity, metric, seed = key
+        scratch, *_, seed = key
         return self._affinities(_prepare(f), scratch, seed)
 
     def _affinities(self, x: np.ndarray, scratch: bool, seed: int):
         from openTSNE.affinity import MultiscaleMixture, PerplexityBasedNN
+        from openTSNE.nearest_neighbors import PrecomputedNeighbors
 
         cfg, n = self.config, x.shape[0]
-        x = _jitter_if_constant(x, seed)
+        x, perplexity = _jitter_if_constant(x, seed), self._perplexity(n)
+        if cfg.neighbors == "exact":
+            search = dict(knn_index=PrecomputedNeighbors(*_exact_neighbors(x, min(n - 1, int(3 * perplexity)),
+                                                                            cfg.metric)))
+        else:
+            search = dict(data=x, method=cfg.neighbors, metric=cfg.metric, random_state=seed)
         if scratch:  # what openTSNE's TSNE.fit builds for a single perplexity
-            return MultiscaleMixture(x, self._perplexity(n), method="auto", metric=cfg.metric, n_jobs=1,
-                                     random_state=seed)
-        return PerplexityBasedNN(x, perplexity=self._perplexity(n), metric=cfg.metric, random_state=seed, n_jobs=1)
+            return MultiscaleMixture(perplexities=perplexity, n_jobs=1, **search)
+        return PerplexityBasedNN(perplexity=perplexity, n_jobs=1, **search)
 
     @staticmethod
     def _own(affinities):
@@ -192,7 +261,7 @@ class Projector:
         cfg, n = self.config, x.shape[0]
         aff = self._affinities(x, True, seed) if affinities is None else self._own(affinities)
         est = TSNE(n_components=cfg.dims, perplexity=self._perplexity(n), n_iter=cfg.first_iters,
-                   metric=cfg.metric, initialization=cfg.initialization,
+                   metric=cfg.metric, initialization=cfg.initialization, theta=cfg.theta,
                    negative_gradient_method=self._gradient(n), random_state=seed, n_jobs=1)
         return np.asarray(est.fit(_jitter_if_constant(x, seed), affinities=aff))
 
@@ -201,10 +270,11 @@ class Projector:
 
         cfg, n = self.config, x.shape[0]
         aff = self._affinities(x, False, cfg.seed) if affinities is None else self._own(affinities)
-        emb = TSNEEmbedding(previous.astype(np.float64).copy(), aff, negative_gradient_method=self._gradient(n),
-                            random_state=cfg.seed, n_jobs=1)
+        start = _smoothed(previous.astype(np.float64), aff.P, cfg.smoothing)
+        emb = TSNEEmbedding(start, aff, negative_gradient_method=self._gradient(n), random_state=cfg.seed, n_jobs=1)
         # No early exaggeration: the previous frame's layout is the starting point.
-        return np.asarray(emb.optimize(n_iter=cfg.next_iters, exaggeration=None, momentum=0.8))
+        return np.asarray(emb.optimize(n_iter=cfg.next_iters, exaggeration=None, momentum=0.8, theta=cfg.theta,
+                                       learning_rate=cfg.learning_rate * n))
 
     # -- PCA --
     def _pca_frame(self, x: np.ndarray) -> np.ndarray:

@@ -102,3 +102,54 @@ def test_colorize_3d_is_joint_min_max():
     ca, cb = colorize([a, b], (1, 2))
     assert ca.min() == 0 and cb.max() == 1
     assert ca[0, 1, 0] == pytest.approx(0.25)
+
+
+# -- quality of aligned t-SNE frames ---------------------------------------------
+
+def _structure(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Trustworthiness and continuity (10 neighbours) of embedding y of points x."""
+    from sklearn.manifold import trustworthiness
+
+    return trustworthiness(x, y, n_neighbors=10), trustworthiness(y, x, n_neighbors=10)
+
+
+@pytest.fixture(scope="module")
+def film_fields(teacher_out16):
+    """The snapshots of a real laptop 16x16 run (grid supervision, default snapshots)."""
+    from apm_viz.ttt import recommended, run_ttt
+
+    return [s.field for s in run_ttt(teacher_out16, recommended("grid", preset="laptop", iters=250)).snapshots]
+
+
+def _worst_against_long_optimisation(fields, config: ProjectionConfig) -> float:
+    """The largest drop in trustworthiness or continuity of any aligned frame
+    below a 1000-step openTSNE optimisation (its defaults) from the same
+    previous frame, with openTSNE's own exact affinities."""
+    from openTSNE import TSNEEmbedding
+    from openTSNE.affinity import PerplexityBasedNN
+
+    from apm_viz.islands import Projector, _prepare
+
+    proj = Projector(config)
+    proj.add(fields[0])
+    worst = 0.0
+    for f in fields[1:]:
+        previous = proj.coords[-1].astype(np.float64)
+        y = proj.add(f)
+        x = _prepare(f)
+        aff = PerplexityBasedNN(x, perplexity=config.perplexity, method="exact", n_jobs=1)
+        ref = TSNEEmbedding(previous, aff, negative_gradient_method="bh", n_jobs=1).optimize(
+            1000, exaggeration=None, momentum=0.8)
+        (t, c), (t_ref, c_ref) = _structure(x, y), _structure(x, np.asarray(ref))
+        worst = min(worst, t - t_ref, c - c_ref)
+    return worst
+
+
+def test_aligned_frames_keep_the_structure_of_a_long_optimisation(film_fields):
+    # The criterion ProjectionConfig's later-frame defaults were chosen by.
+    assert _worst_against_long_optimisation(film_fields, ProjectionConfig()) >= -0.01
+
+
+def test_the_structure_criterion_catches_frames_cut_short(film_fields):
+    # Two steps from the previous frame as it is: the same check must fail.
+    assert _worst_against_long_optimisation(film_fields, ProjectionConfig(next_iters=2, smoothing=0)) < -0.01

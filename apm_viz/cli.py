@@ -16,7 +16,7 @@ from .cli_scale import COMMANDS as SCALE_COMMANDS, add_commands as add_scale_com
 from .errors import ApmVizError
 from .islands import DEFAULT_MIN_SIZE, DEFAULT_TAU
 from .model import PRESETS
-from .teachers import DINOV2
+from .teachers import DEFAULT_TEACHER, TEACHERS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,7 +32,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                         "authors' code (query [T | p], N(0, 0.01) init, Adam 1e-4 x0.1 every 200, 1200 iterations, "
                         "attention pooling with 8 heads, scikit-learn t-SNE with perplexity 3 per frame)")
     p.add_argument("--iters", type=int, default=None, help="TTT iterations (default: the recipe's, 250 or 1200)")
-    p.add_argument("--grid", type=int, choices=(16, 32, 64), default=32, help="patch grid: 16 (224 px), 32 (448 px)")
+    p.add_argument("--grid", type=int, choices=(16, 32, 64), default=32,
+                   help="patch grid; pixels = grid x the teacher's patch: 16 is 224 px at patch 14, 256 at patch 16")
     p.add_argument("--preset", choices=sorted(PRESETS), default="laptop", help="APM sizes (default laptop)")
     p.add_argument("--loss", choices=LOSS_CHOICES, default="auto",
                    help="what is supervised (default auto = token, the paper's islands experiment, for every "
@@ -49,8 +50,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr-step", type=int, default=None,
                    help="multiply the learning rate by 0.1 every N iterations (the authors: 200); 0: constant")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--teacher", choices=sorted(DINOV2), default="dinov2-small")
-    p.add_argument("--weights", default=None, help="local teacher weights file (.safetensors or .pth)")
+    p.add_argument("--teacher", choices=list(TEACHERS), default=DEFAULT_TEACHER, metavar="NAME",
+                   help=f"the teacher (default {DEFAULT_TEACHER}; `teachers` lists them)")
+    p.add_argument("--weights", default=None, help="local teacher weights file (.safetensors or .pth; timm's or "
+                                                   "the publisher's key names)")
     p.add_argument("--offline", action="store_true", help="never try to download weights")
     p.add_argument("--projection", choices=("tsne", "pca", "sklearn-tsne"), default=None,
                    help="tsne: aligned openTSNE; sklearn-tsne: every frame on its own (the authors'); "
@@ -83,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None, help="the teacher's weights file, where it moved")
     add_classify_commands(sub)
     add_scale_commands(sub, _add_run_options)
+    sub.add_parser("teachers", help="list the teachers: family, patch size, width, pixels per grid, "
+                                    "and whether weights are on this machine")
     return parser
 
 
@@ -244,8 +249,27 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
-COMMANDS = {"islands": cmd_islands, "export": cmd_export, "reproduce": cmd_reproduce, **CLASSIFY_COMMANDS,
-            **SCALE_COMMANDS}
+def cmd_teachers(args) -> int:
+    from .teachers import describe
+
+    rows = [("name", "family", "patch", "width", "prefix", "grid 16", "grid 32", "global", "weights here", "timm model")]
+    for name in TEACHERS:
+        info = describe(name)
+        c = info.config
+        rows.append((name, c.family_info.name, str(info.patch), str(info.dim), str(info.prefix_tokens),
+                     f"{info.pixels(16)} px", f"{info.pixels(32)} px",
+                     "MAP head" if c.family_info.global_vector == "map" else "class token",
+                     info.local or "no", c.timm_name))
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    print("weights: a file you name (--weights), the publisher's file in the weights folder, the Hugging Face "
+          "cache, the hub when it answers; DINOv3's are gated (download Meta's .pth after accepting its licence)")
+    return 0
+
+
+COMMANDS = {"islands": cmd_islands, "export": cmd_export, "reproduce": cmd_reproduce, "teachers": cmd_teachers,
+            **CLASSIFY_COMMANDS, **SCALE_COMMANDS}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -29,7 +29,7 @@ from .errors import ApmVizError
 from .images import pool_to_grid
 from .labels import LabelSet, templates
 from .seeding import seeded
-from .teachers import PATCH, TeacherOutput
+from .teachers import Normalisation, TeacherOutput
 from .weights import HubFile, WeightsSource, load_weights, resolve
 
 CLIP_RANDOM_WARNING = (
@@ -97,7 +97,7 @@ logging.getLogger().addFilter(_QuietRandomInit())
 class ClipView:
     """CLIP's view of one image.
 
-    teacher: a `TeacherOutput` for the APM: image (g*PATCH px square, what the
+    teacher: a `TeacherOutput` for the APM: image (g*patch px square, what the
         APM folds), grid (g, g, D) patch tokens in the joint space, token (D,)
         the image embedding (unnormalised), pooled RGB, weight source.
     clip_image: (S, S, 3) float32 in [0, 1], the image at CLIP's input size.
@@ -157,6 +157,9 @@ class ClipTeacher:
         self.mean = torch.tensor(pre.get("mean", (0.48145466, 0.4578275, 0.40821073))).view(1, 3, 1, 1)
         self.std = torch.tensor(pre.get("std", (0.26862954, 0.26130258, 0.27577711))).view(1, 3, 1, 1)
         self.logit_scale = float(model.logit_scale.detach().exp())
+        # The APM folds the image at the tower's patch, normalised as CLIP sees it.
+        self.normalisation = Normalisation(tuple(float(v) for v in self.mean.flatten()),
+                                           tuple(float(v) for v in self.std.flatten()))
 
     @property
     def grid(self) -> int:
@@ -170,7 +173,7 @@ class ClipTeacher:
     @torch.inference_mode()
     def encode(self, clip_image: np.ndarray, apm_image: Optional[np.ndarray] = None) -> ClipView:
         """clip_image: (S, S, 3) in [0, 1] with S = self.size. apm_image: the same picture at
-        grid*PATCH px for the APM to fold (default: resized from clip_image)."""
+        grid*patch px for the APM to fold (default: resized from clip_image)."""
         s = self.size
         if clip_image.shape != (s, s, 3):
             raise ApmVizError(f"CLIP {self.name} takes a {s}x{s} RGB image, got {clip_image.shape}")
@@ -187,10 +190,11 @@ class ClipTeacher:
         grid = patches[0].reshape(g, g, -1).float().cpu().numpy()
         token = pooled[0].float().cpu().numpy()
         if apm_image is None:
-            apm_image = resize_array(clip_image, g * PATCH)
+            apm_image = resize_array(clip_image, g * self.patch)
         out = TeacherOutput(image=apm_image.astype(np.float32), grid=grid, token=token,
                             pooled_rgb=pool_to_grid(apm_image, g).astype(np.float32),
-                            model=self.name, weights=self.weights)
+                            model=self.name, weights=self.weights, patch=self.patch,
+                            normalisation=self.normalisation)
         return ClipView(teacher=out, clip_image=clip_image.astype(np.float32))
 
     def classifier(self, labels: LabelSet, template_set: str = "openai",

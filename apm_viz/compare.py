@@ -236,7 +236,7 @@ class QueriedField:
 def query(model: APM, image: torch.Tensor, scale: float, iteration: int = -1, chunk: int = 4096) -> QueriedField:
     """Query a trained APM's field at `scale` times its grid.
 
-    image: (1, 3, h*p, w*p), normalised as for training (`ttt.image_tensor`);
+    image: (1, 3, h*p, w*p), normalised as for training (`TeacherOutput.input_tensor`);
     the trigger column is model.fold(image). Locations are unfolded `chunk` at
     a time: every location is an independent query.
     """

@@ -22,8 +22,7 @@ import torch
 
 from .model import APM, count_parameters, get_preset
 from .seeding import seeded
-from .teachers import PATCH, Teacher
-from .ttt import image_tensor
+from .teachers import Teacher
 
 #: Locations processed at once, as in the paper's Fig. 2 (None: the whole grid).
 DEFAULT_CHUNKS: tuple[Optional[int], ...] = (1, 7, 14, 28, 56, 112, 224, None)
@@ -110,8 +109,8 @@ def measure_fig2(teacher: Teacher, image: np.ndarray, preset: str = "paper-ttt",
                  device: Optional[str] = None) -> Fig2Result:
     """Time the APM's whole field per chunk size and one teacher forward.
 
-    teacher: a DINOv2 `Teacher` (its device is used unless `device` is given).
-    image: (S, S, 3) float in [0, 1], S a multiple of 14; the grid is S/14.
+    teacher: a `Teacher` of the registry (its device is used unless `device` is given).
+    image: (S, S, 3) float in [0, 1], S a multiple of the teacher's patch p; the grid is S/p.
     chunks: locations per pass; None or anything >= N means all at once.
     budget: seconds one repeat of one chunk size may take; beyond that only
         as many passes as fit are timed and the total is scaled up (see
@@ -119,18 +118,16 @@ def measure_fig2(teacher: Teacher, image: np.ndarray, preset: str = "paper-ttt",
     progress: called with (fraction done, what is being timed).
     Returns a `Fig2Result`.
     """
-    s = image.shape[0]
-    if image.ndim != 3 or image.shape != (s, s, 3) or s % PATCH:
-        raise ValueError(f"image must be (S, S, 3) with S a multiple of {PATCH}, got {image.shape}")
+    s, p = image.shape[0], teacher.patch
+    if image.ndim != 3 or image.shape != (s, s, 3) or s % p:
+        raise ValueError(f"image must be (S, S, 3) with S a multiple of {p}, got {image.shape}")
     device = device or teacher.device
-    grid = s // PATCH
+    grid = s // p
     n = grid * grid
     report = progress or (lambda f, what: None)
     with seeded(0):
-        model = APM(get_preset(preset), (grid, grid), teacher.dim).to(device).eval()
-    x = image_tensor(image).to(device)
-    xt = ((torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).float() - teacher.mean)
-          / teacher.std).to(device)
+        model = APM(get_preset(preset, patch=p), (grid, grid), teacher.dim).to(device).eval()
+    x = teacher.normalisation.tensor(image).to(device)  # the APM folds what the teacher sees
     result = Fig2Result(preset=preset, grid=grid, locations=n, apm_parameters=count_parameters(model),
                         macs_per_location=model.flops_per_location(), teacher=teacher.name,
                         teacher_parameters=count_parameters(teacher.model), device=device,
@@ -138,8 +135,9 @@ def measure_fig2(teacher: Teacher, image: np.ndarray, preset: str = "paper-ttt",
     steps = len(chunks) + 1
     with torch.inference_mode():
         report(0.0, "teacher forward")
-        teacher.model.to(device).forward_features(xt)  # warm-up
-        result.teacher_seconds = _median_time(lambda: teacher.model.forward_features(xt), repeats, device)
+        teacher.model.to(device)
+        teacher.forward(x)  # warm-up
+        result.teacher_seconds = _median_time(lambda: teacher.forward(x), repeats, device)
         T = model.fold(x)
         pos = model.grid_pos
         for i, chunk in enumerate(chunks, start=1):

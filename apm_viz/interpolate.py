@@ -111,7 +111,7 @@ class MemoryTrainer(Trainer):
         config = config or memory_config()
         if len(teachers) < 2:
             raise ApmVizError("a memory needs at least two images to interpolate between")
-        if len({t.grid.shape for t in teachers}) != 1:
+        if len({(t.grid.shape, t.patch, t.normalisation) for t in teachers}) != 1:
             raise ApmVizError("all images of a memory need the same grid and teacher")
         names = list(names) if names is not None else [f"image {k}" for k in range(len(teachers))]
         if len(names) != len(teachers):

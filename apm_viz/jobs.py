@@ -53,13 +53,13 @@ def model_weights(model) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
 
 
-def load_model(config: TTTConfig, grid: int, feature_dim: int, weights: dict[str, np.ndarray]):
-    """An APM with `weights` (from `model_weights`), in eval mode."""
+def load_model(config: TTTConfig, grid: int, feature_dim: int, weights: dict[str, np.ndarray], patch: int):
+    """An APM with `weights` (from `model_weights`), in eval mode; `patch`: the teacher's."""
     import torch
 
     from .ttt import build_apm
 
-    model = build_apm(config, grid, feature_dim)
+    model = build_apm(config, grid, feature_dim, patch)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
     return model.eval()
 
@@ -84,7 +84,7 @@ class FilmJob:
     with_model: bool = False
 
     def check(self) -> None:
-        check_memory(self.config, self.teacher.grid_size, self.teacher.grid.shape[-1])
+        check_memory(self.config, self.teacher.grid_size, self.teacher.grid.shape[-1], patch=self.teacher.patch)
 
     def open(self) -> "FilmWork":
         return FilmWork(self)
@@ -223,7 +223,8 @@ class FilmView(FilmFrames):
             return None
         with self._model_lock:
             if self._model is None:
-                self._model = load_model(self.run.config, self.run.grid, self.teacher.grid.shape[-1], self.weights)
+                self._model = load_model(self.run.config, self.run.grid, self.teacher.grid.shape[-1], self.weights,
+                                         self.teacher.patch)
             return self._model
 
     @property
@@ -246,7 +247,7 @@ class MemoryJob:
 
     def check(self) -> None:
         t = self.teachers[0]
-        check_memory(self.config, t.grid_size, t.grid.shape[-1], images=len(self.teachers))
+        check_memory(self.config, t.grid_size, t.grid.shape[-1], images=len(self.teachers), patch=t.patch)
 
     def open(self) -> "MemoryWork":
         return MemoryWork(self)
@@ -312,6 +313,7 @@ class MemoryView:
         self.target_grid = np.stack([t.grid for t in job.teachers])
         self.target_rgb = np.stack([t.pooled_rgb for t in job.teachers])
         self.images = np.stack([t.image for t in job.teachers]).astype(np.float32)
+        self.patch = t0.patch
         self.weights: Optional[dict] = None
         self.columns: Optional[np.ndarray] = None
         self._memory = None
@@ -346,7 +348,8 @@ class MemoryView:
             raise ApmVizError("the fit has not finished")
         with self._lock:
             if self._memory is None:
-                model = load_model(self.run.config, self.run.grid, self.target_grid.shape[-1], self.weights)
+                model = load_model(self.run.config, self.run.grid, self.target_grid.shape[-1], self.weights,
+                                   self.patch)
                 self._memory = Memory(model=model, columns=self.columns, target_grid=self.target_grid,
                                       target_rgb=self.target_rgb, images=self.images, names=self.names,
                                       run=self.run)

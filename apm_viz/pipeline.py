@@ -21,7 +21,7 @@ from .islands import (DEFAULT_MIN_SIZE, DEFAULT_TAU, Projection, ProjectionConfi
                       island_history, islands_text, project)
 from .provenance import package_versions
 from .recipes import QUERY_CAN_SHOW, describe, islands_config, islands_projection
-from .teachers import PATCH, Teacher, TeacherOutput, create_teacher
+from .teachers import DEFAULT_TEACHER, Teacher, TeacherOutput, create_teacher
 from .ttt import Run, TTTConfig, run_ttt
 
 
@@ -34,7 +34,7 @@ class Settings:
     """
 
     grid: int = 32
-    teacher: str = "dinov2-small"
+    teacher: str = DEFAULT_TEACHER
     weights: Optional[str] = None
     allow_download: bool = True
     ttt: TTTConfig = field(default_factory=islands_config)
@@ -74,8 +74,8 @@ class IslandsResult:
 
 
 def encode(image: LoadedImage, teacher: Teacher, grid: int) -> TeacherOutput:
-    """The teacher's view of an image at a `grid` x `grid` patch grid."""
-    return teacher.encode(to_array(image.image, grid * PATCH))
+    """The teacher's view of an image at a `grid` x `grid` patch grid (grid * patch pixels)."""
+    return teacher.encode(to_array(image.image, teacher.pixels(grid)))
 
 
 def compute(source, settings: Settings, progress: Optional[Callable[[Run], None]] = None,
@@ -93,7 +93,9 @@ def compute(source, settings: Settings, progress: Optional[Callable[[Run], None]
     if teacher is None:
         teacher = create_teacher(settings.teacher, settings.weights, settings.allow_download, seed=settings.ttt.seed,
                                  device=settings.ttt.device)
-    log(f"teacher {settings.teacher}: {teacher.weights.label}")
+    px = teacher.pixels(settings.grid)
+    log(f"teacher {settings.teacher} ({teacher.family.name}, patch {teacher.patch}): grid {settings.grid}x"
+        f"{settings.grid} = {px}x{px} px; weights {teacher.weights.label}")
     out = encode(image, teacher, settings.grid)
     seconds["teacher"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -139,6 +141,7 @@ def metrics(result: IslandsResult) -> dict:
         "message": run.message,
         "weights_source": result.teacher.weights.kind,
         "weights_detail": result.teacher.weights.detail,
+        "teacher": result.teacher.record(),
         "seconds": result.seconds,
         "settings": result.settings.to_dict(),
     }
@@ -151,8 +154,7 @@ def manifest(result: IslandsResult) -> dict:
         "settings": result.settings.to_dict(),
         "recipe": result.settings.recipe,
         "seed": result.settings.ttt.seed,
-        "teacher": {"model": result.teacher.model, "weights_source": result.teacher.weights.kind,
-                    "weights_detail": result.teacher.weights.detail},
+        "teacher": {"model": result.teacher.model, **result.teacher.record()},
         "versions": package_versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

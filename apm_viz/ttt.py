@@ -23,12 +23,10 @@ import torch.nn.functional as F
 from .errors import ApmVizError
 from .model import APM, APMConfig, get_preset
 from .seeding import seeded
-from .teachers import PATCH, TeacherOutput
+from .teachers import TeacherOutput
 from .weights import WeightsSource
 
 LOSSES = ("token", "grid", "rgb")
-IMAGE_MEAN = (0.485, 0.456, 0.406)
-IMAGE_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -68,10 +66,11 @@ class TTTConfig:
         weights = dict(self.loss_weights)
         return {t: float(weights.get(t, 1.0)) for t in names}
 
-    def apm_config(self) -> APMConfig:
+    def apm_config(self, patch: Optional[int] = None) -> APMConfig:
+        """The APM's sizes; `patch` is the teacher's (fold kernel and stride, I_xy size)."""
         overrides = {k: v for k, v in (("pooling", self.pooling), ("local_patch", self.local_patch),
                                        ("pos_base", self.pos_base), ("pos_scale", self.pos_scale),
-                                       ("init_std", self.init_std)) if v is not None}
+                                       ("init_std", self.init_std), ("patch", patch)) if v is not None}
         return get_preset(self.preset, **overrides)
 
     def snapshot_iterations(self) -> list[int]:
@@ -193,18 +192,11 @@ class Run:
         return self.losses[0][1] / last
 
 
-def image_tensor(image: np.ndarray) -> torch.Tensor:
-    """(S, S, 3) in [0, 1] -> (1, 3, S, S), ImageNet-normalised, for folding."""
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).float()
-    mean = torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGE_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
-
-
-def build_apm(config: TTTConfig, grid: int, feature_dim: int) -> APM:
-    """A freshly initialised APM, seeded by config.seed."""
+def build_apm(config: TTTConfig, grid: int, feature_dim: int, patch: Optional[int] = None) -> APM:
+    """A freshly initialised APM for a grid x grid field of a `patch`-pixel
+    teacher (None: the preset's), seeded by config.seed."""
     with seeded(config.seed):
-        return APM(config.apm_config(), (grid, grid), feature_dim).to(config.device)
+        return APM(config.apm_config(patch), (grid, grid), feature_dim).to(config.device)
 
 
 #: Environment variable that caps the memory one run may use: bytes, or a
@@ -248,10 +240,11 @@ class MemoryEstimate:
 RUN_OVERHEAD = (256 * 2**20, 0.2)
 
 
-def estimate_memory(config: TTTConfig, grid: int, feature_dim: int, images: int = 1) -> MemoryEstimate:
-    """Peak memory of a run at a grid x grid field with a feature_dim-wide
-    teacher, fitting `images` images at once (activations grow with them)."""
-    apm = config.apm_config()
+def estimate_memory(config: TTTConfig, grid: int, feature_dim: int, images: int = 1,
+                    patch: Optional[int] = None) -> MemoryEstimate:
+    """Peak memory of a run at a grid x grid field with a feature_dim-wide,
+    `patch`-pixel teacher, fitting `images` images at once (activations grow with them)."""
+    apm = config.apm_config(patch)
     with torch.device("meta"):  # exact parameter count, no memory spent
         params = sum(p.numel() for p in APM(apm, (grid, grid), feature_dim).parameters())
     n = grid * grid
@@ -314,19 +307,19 @@ def _gb(n: int) -> str:
 
 
 def check_memory(config: TTTConfig, grid: int, feature_dim: int,
-                 limit_bytes: Optional[int] = None, images: int = 1) -> MemoryEstimate:
+                 limit_bytes: Optional[int] = None, images: int = 1, patch: Optional[int] = None) -> MemoryEstimate:
     """Refuse, before anything is allocated, a run that would not fit.
 
     limit_bytes: None reads `memory_limit(config.device)`. images: how many
     are fitted at once. Raises ApmVizError naming the preset, grid, pixels,
     images and limit; returns the estimate otherwise.
     """
-    est = estimate_memory(config, grid, feature_dim, images)
+    est = estimate_memory(config, grid, feature_dim, images, patch)
     how = "given"
     if limit_bytes is None:
         limit_bytes, how = memory_limit(config.device)
     if limit_bytes is not None and est.total > limit_bytes:
-        px = grid * config.apm_config().patch
+        px = grid * config.apm_config(patch).patch
         raise ApmVizError(
             f"this run needs about {_gb(est.total)} (preset {config.preset}: {est.parameters / 1e6:.1f} M "
             f"parameters; grid {grid}x{grid} = {px}x{px} px{f'; {images} images' if images > 1 else ''}; "
@@ -354,11 +347,12 @@ class Trainer:
         first, b = batch[0], len(batch)
         self.config = config
         self.terms = config.terms()
-        g = first.grid_size
-        if any(t.image.shape[0] != g * PATCH for t in batch):
+        g, p = first.grid_size, first.patch
+        if len({(t.grid.shape, t.patch, t.normalisation) for t in batch}) != 1 or \
+                any(t.image.shape[0] != g * p for t in batch):
             raise ApmVizError("teacher output and image size disagree")
-        check_memory(config, g, first.grid.shape[-1], images=b)
-        self.model = build_apm(config, g, first.grid.shape[-1])
+        check_memory(config, g, first.grid.shape[-1], images=b, patch=p)
+        self.model = build_apm(config, g, first.grid.shape[-1], p)
         self.model.train()
         # The fused kernel updates each tensor in one pass instead of foreach's several;
         # measured 1.7 to 2.5x faster per Adam step on two CPU cores, same update rule.
@@ -367,7 +361,8 @@ class Trainer:
         self.scheduler = (torch.optim.lr_scheduler.StepLR(self.optimizer, config.lr_step, 0.1)
                           if config.lr_step else None)
         dev = config.device
-        self.image = torch.cat([image_tensor(t.image) for t in batch]).to(dev)  # (B, 3, S, S)
+        # The image as the teacher saw it, normalised as its weights expect: (B, 3, S, S).
+        self.image = torch.cat([t.input_tensor() for t in batch]).to(dev)
         self.target_token = torch.from_numpy(np.stack([t.token for t in batch])).to(dev)  # (B, D)
         self.target_grid = torch.from_numpy(np.stack([t.grid for t in batch]).reshape(b, g * g, -1)).to(dev)
         self.target_rgb = torch.from_numpy(np.stack([t.pooled_rgb for t in batch]).reshape(b, g * g, 3)).to(dev)

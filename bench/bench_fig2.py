@@ -21,11 +21,12 @@ def bench(grid: int = 16, presets=PRESETS, teachers=TEACHERS, device: str = "cpu
     from apm_viz.efficiency import measure_fig2
     from apm_viz.images import load_image, to_array
 
-    image = to_array(load_image(SAMPLE).image, grid * 14)
     rows = []
     for tname in teachers:
+        t = teacher(tname, device)
+        image = to_array(load_image(SAMPLE).image, t.pixels(grid))
         for preset in presets:
-            r = measure_fig2(teacher(tname, device), image, preset, repeats=repeats, budget=budget, device=device)
+            r = measure_fig2(t, image, preset, repeats=repeats, budget=budget, device=device)
             d = asdict(r)
             d["extrapolated"] = [t.extrapolated for t in r.field]
             rows.append(d)

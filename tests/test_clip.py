@@ -87,7 +87,8 @@ def test_embedding_is_open_clips_encode_image(tiny):
         expected = tiny.model.encode_image(x)[0].numpy()
     np.testing.assert_allclose(view.embedding, expected, rtol=1e-5, atol=1e-6)
     assert view.teacher.grid.shape == (14, 14, 64)
-    assert view.teacher.image.shape == (14 * 14, 14 * 14, 3)  # what the APM folds at patch 14
+    assert view.teacher.image.shape == (14 * 16, 14 * 16, 3)  # what the APM folds, at the tower's patch 16
+    assert view.teacher.patch == 16 and view.teacher.normalisation.mean == (0.48145466, 0.4578275, 0.40821073)
     assert view.teacher.pooled_rgb.shape == (14, 14, 3)
 
 

@@ -139,7 +139,7 @@ def test_boring_video_figure_every_format_with_and_without_apm(comparison, teach
     pooled = teacher_out16.grid.reshape(8, 2, 8, 2, -1).mean(axis=(1, 3))  # a coarser grid, as MViTv2's differs
     mv = project([pooled], cfg)
     panels = dict(mvit=maps.Panel(mv.colors[0], "MViTv2 block 1 · frame 0", count_islands(pooled)),
-                  dino=maps.Panel(dino.colors[0], "DINOv2 teacher", count_islands(teacher_out16.grid)))
+                  teacher=maps.Panel(dino.colors[0], "DINOv2 teacher", count_islands(teacher_out16.grid)))
     four = check_formats(lambda s: video_figs.boring_video_figure(teacher_out16.image, style=s, title="PCA islands",
                                                           apm=maps.Panel(apm.colors[0], "APM · iteration 10",
                                                                        count_islands(apm_field)), **panels),

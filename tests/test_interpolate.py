@@ -171,9 +171,7 @@ def test_fit_runs_to_the_end_and_the_loss_falls(memory):
 
 def test_end_points_reproduce_the_fitted_images(memory, pair):
     # Decoding a fitted trigger column is exactly the training forward pass on that image.
-    from apm_viz.ttt import image_tensor
-
-    trainer_feats, trainer_rgb, _ = memory.model(image_tensor(pair[1].image))
+    trainer_feats, trainer_rgb, _ = memory.model(pair[1].input_tensor())
     fields, rgb = itp.decode(memory.model, memory.columns[1:2])
     np.testing.assert_allclose(fields[0].reshape(256, -1), trainer_feats[0].detach().numpy(), atol=1e-5)
     np.testing.assert_allclose(rgb[0].reshape(256, 3), trainer_rgb[0].detach().numpy(), atol=1e-6)

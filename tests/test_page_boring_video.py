@@ -40,8 +40,8 @@ def test_renders_offline_with_random_init_and_says_so(page):
     assert at.slider(key="video_frame").value == 0
     assert "No APM run" in texts(at.info)
     assert "centre frames 3 and 4 differ by" in texts(at.markdown)
-    assert "Island counts at τ = 0.80" in texts(at.caption) and "DINOv2 16x16" in texts(at.caption)
-    # input, MViTv2 map, DINOv2 map, two 3-D scatters: no APM yet.
+    assert "Island counts at τ = 0.80" in texts(at.caption) and "the teacher 16x16" in texts(at.caption)
+    # input, MViTv2 map, teacher map, two 3-D scatters: no APM yet.
     assert len(at.get("plotly_chart")) == 5
 
 

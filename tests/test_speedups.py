@@ -15,15 +15,15 @@ import torch.nn.functional as F
 
 from apm_viz.film import IslandsFilm
 from apm_viz.islands import Projector, ProjectionConfig, _jitter_if_constant, _prepare
-from apm_viz.ttt import Trainer, TTTConfig, build_apm, image_tensor, run_ttt
+from apm_viz.ttt import Trainer, TTTConfig, build_apm, run_ttt
 
 
 def reference_run(teacher, cfg: TTTConfig):
     """The plain loop: full forward (RGB included) every step, textbook Adam."""
     g = teacher.grid_size
-    model = build_apm(cfg, g, teacher.grid.shape[-1]).train()
+    model = build_apm(cfg, g, teacher.grid.shape[-1], teacher.patch).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, foreach=False)
-    image = image_tensor(teacher.image)
+    image = teacher.input_tensor()
     grid = torch.from_numpy(teacher.grid.reshape(1, g * g, -1))
     token = torch.from_numpy(teacher.token).unsqueeze(0)
     rgb_target = torch.from_numpy(teacher.pooled_rgb.reshape(1, g * g, 3))

@@ -16,8 +16,9 @@ def test_output_shapes_and_prefix_tokens_stripped(teacher_out16, small_teacher):
     assert out.pooled_rgb.shape == (16, 16, 3)
     assert out.weights.kind == "random"
     # The grid holds the patch tokens only: compare with timm's own output.
+    # DINOv2's normalisation as timm's pretrained_cfg gives it (ImageNet's), RGB in [0, 1].
     x = torch.from_numpy(out.image).permute(2, 0, 1)[None]
-    x = (x - small_teacher.mean) / small_teacher.std
+    x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():
         tokens = small_teacher.model.forward_features(x)[0].numpy()
     np.testing.assert_allclose(out.grid.reshape(256, -1), tokens[1:], atol=1e-5)

@@ -16,7 +16,7 @@ from apm_viz.teachers import Teacher, TeacherOutput, create_teacher
 
 @st.cache_resource(max_entries=3, show_spinner="Building the teacher…")
 def get_teacher(name: str, weights: Optional[str], allow_download: bool, seed: int) -> Teacher:
-    """A DINOv2 teacher; raises ApmVizError for a bad weights file (not cached)."""
+    """A teacher of the registry; raises ApmVizError for a bad weights file (not cached)."""
     return create_teacher(name, weights, allow_download=allow_download, seed=seed)
 
 

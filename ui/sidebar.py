@@ -16,7 +16,7 @@ import streamlit as st
 from apm_viz.errors import ApmVizError
 from apm_viz.images import LoadedImage, load_image
 from apm_viz.model import PRESETS
-from apm_viz.teachers import DINOV2, Teacher, TeacherOutput
+from apm_viz.teachers import DEFAULT_TEACHER, TEACHERS, Teacher, TeacherOutput
 from apm_viz.weights import list_weights, resolve_weights_path, weights_folder
 
 from .cache import get_teacher, get_teacher_output
@@ -75,7 +75,9 @@ def _load_sample(name: str) -> LoadedImage:
 
 def _teacher(seed: int) -> tuple[Optional[Teacher], Optional[tuple]]:
     ss = st.session_state
-    name = st.selectbox("Teacher", list(DINOV2), key="teacher_name")
+    names = list(TEACHERS)
+    name = st.selectbox("Teacher", names, index=names.index(DEFAULT_TEACHER), key="teacher_name",
+                        format_func=lambda n: f"{n} · {TEACHERS[n].family_info.name}")
     mode = st.radio("Teacher weights", WEIGHT_MODES, key="weights_mode")
     weights: Optional[str] = None
     allow_download = True
@@ -86,7 +88,8 @@ def _teacher(seed: int) -> tuple[Optional[Teacher], Optional[tuple]]:
             typed = st.selectbox(f"File in {folder}", files, key="weights_file")
         else:
             typed = st.text_input(f"File name in {folder}", key="weights_typed",
-                                  help="Put DINOv2 weights (.safetensors or .pth) in this folder.")
+                                  help="Put the teacher's weights (.safetensors or .pth; timm's or the "
+                                       "publisher's file, e.g. Meta's DINOv3 .pth) in this folder.")
         try:
             weights = str(resolve_weights_path(typed)) if typed else None
         except ApmVizError as err:
@@ -137,8 +140,13 @@ def render() -> Optional[Choice]:
                 st.success(f"Teacher weights — {teacher.weights.label}", icon="✅")
             else:
                 st.warning(f"Teacher weights — {teacher.weights.label}", icon="⚠️")
+            st.caption(f"{teacher.family.name}: patch {teacher.patch} px, width {teacher.dim}, global vector: "
+                       + ("the attention-pooling (MAP) head" if teacher.family.global_vector == "map"
+                          else "the class token"))
         grid = st.radio("Grid", (16, 32), index=1, horizontal=True, key="grid",
-                        format_func=lambda g: f"{g}x{g} ({g * 14} px)")
+                        format_func=lambda g: f"{g}x{g} ({teacher.pixels(g)} px)" if teacher else f"{g}x{g}",
+                        help="Pixels per side = grid x the teacher's patch"
+                             + (f" ({teacher.patch} px for {teacher.name})." if teacher else "."))
         preset = st.selectbox("APM preset", list(PRESETS), index=list(PRESETS).index("laptop"), key="preset",
                               help="laptop: seconds on a CPU; paper / paper-ttt: the paper's sizes (GPU-sized)")
         loss = st.selectbox("Supervision", list(LOSSES), format_func=LOSSES.get, key="loss")

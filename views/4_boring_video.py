@@ -1,6 +1,6 @@
 """Boring video: a static image repeated as 16 frames into MViTv2-S; a low block's
 tokens for one frame give islands without any training. Beside them, APM's
-islands (from the Islands page's run) and the DINOv2 teacher's."""
+islands (from the Islands page's run) and the sidebar teacher's."""
 
 from typing import Optional
 
@@ -152,7 +152,7 @@ if film is not None and film.frames > 0:
     apm = (ap.coords[k], ap.colors[k], count_islands(snap.field, tau, min_size), snap.iteration,
            film.run.config.iters)
 
-# -- DINOv2 -------------------------------------------------------------------------------
+# -- the teacher ------------------------------------------------------------------------------
 teacher = teacher_output(choice)
 with st.spinner(f"{method} of the teacher's patch grid…"):
     if film is not None:
@@ -160,11 +160,11 @@ with st.spinner(f"{method} of the teacher's patch grid…"):
     else:
         dp = get_projection(("teacher", choice.image.sha256, choice.teacher_key, choice.grid), config,
                             [teacher.grid])
-dino_count = count_islands(teacher.grid, tau, min_size)
+teacher_count = count_islands(teacher.grid, tau, min_size)
 
 # -- side by side ---------------------------------------------------------------------------
 st.caption(f"Island counts at τ = {tau:.2f} (smallest island {min_size}); grids differ "
-           f"(MViTv2 {h}x{w}, APM and DINOv2 {choice.grid}x{choice.grid}), so compare shapes first. {timing}.")
+           f"(MViTv2 {h}x{w}, APM and the teacher {choice.grid}x{choice.grid}), so compare shapes first. {timing}.")
 maps = st.columns(4)
 with maps[0]:
     st.plotly_chart(image_figure(tokens.image, "input (each of 16 frames)"), width="stretch", key="video_input",
@@ -182,20 +182,20 @@ with maps[2]:
         if apm[3] < apm[4]:
             st.caption(f"The run has reached iteration {apm[3]} of {apm[4]}; it continues on the Islands page.")
 with maps[3]:
-    st.plotly_chart(island_map_figure(dp.colors[0], f"DINOv2 teacher · {dino_count} islands"), width="stretch",
-                    key="video_dino_map", config={"displayModeBar": False})
+    st.plotly_chart(island_map_figure(dp.colors[0], f"teacher {choice.teacher.name} · {teacher_count} islands"), width="stretch",
+                    key="video_teacher_map", config={"displayModeBar": False})
 
 with st.expander("Export for slides"):
     style, fmt, dpi = slide_options("video_export")
     panels = dict(mvit=Panel(mv.colors[0], f"MViTv2 block {block} · frame {frame}", mv_count),
-                  dino=Panel(dp.colors[0], "DINOv2 teacher", dino_count),
+                  teacher=Panel(dp.colors[0], f"teacher {choice.teacher.name}", teacher_count),
                   apm=None if apm is None else Panel(apm[1], f"APM · iteration {apm[3]}", apm[2]))
     figure_button("Boring video comparison",
                   lambda s: boring_video_figure(tokens.image, style=s, title=f"{method} islands at τ = {tau:.2f}",
                                                 **panels),
                   fmt, style, dpi, f"{safe_stem(choice.image.name)}-boring-video-block{block}-frame{frame}.{fmt}",
                   "video_dl_figure")
-    st.caption("Input, MViTv2, APM and DINOv2 islands with their counts, as above"
+    st.caption("Input, MViTv2, APM and teacher islands with their counts, as above"
                + ("" if apm is not None else " (no APM run yet: the file leaves it out)")
                + ". The file is made when you click.")
 
@@ -211,8 +211,8 @@ with scatters[2]:
         st.plotly_chart(scatter_figure(apm[0], apm[1], f"APM · {method}", camera=camera), width="stretch",
                         key="video_apm_scatter")
 with scatters[3]:
-    st.plotly_chart(scatter_figure(dp.coords[0], dp.colors[0], f"DINOv2 · {method}", camera=camera),
-                    width="stretch", key="video_dino_scatter")
+    st.plotly_chart(scatter_figure(dp.coords[0], dp.colors[0], f"teacher · {method}", camera=camera),
+                    width="stretch", key="video_teacher_scatter")
 
 # -- does the boring video settle? -------------------------------------------------------------
 st.subheader("Across frames")

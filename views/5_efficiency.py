@@ -8,7 +8,6 @@ from apm_viz.efficiency import DEFAULT_CHUNKS, PAPER_FIG2, measure_fig2
 from apm_viz.figures.efficiency import fig2_figure
 from apm_viz.images import to_array
 from apm_viz.model import PRESETS
-from apm_viz.teachers import PATCH
 from ui.state import require_choice
 
 st.title("Efficiency")
@@ -32,7 +31,7 @@ budget = float(cols[2].number_input("Seconds per chunk size, at most", 0.1, 60.0
 
 if st.button("Measure", type="primary", key="eff_measure"):
     bar = st.progress(0.0, text="starting…")
-    image = to_array(choice.image.image, choice.grid * PATCH)
+    image = to_array(choice.image.image, choice.teacher.pixels(choice.grid))
     ss["fig2"] = measure_fig2(choice.teacher, image, preset, DEFAULT_CHUNKS, repeats, budget,
                               progress=lambda f, what: bar.progress(min(f, 1.0), text=what))
     bar.empty()

@@ -15,11 +15,11 @@ from .maps import Panel, maps_figure
 from .style import Style
 
 
-def boring_video_figure(image: np.ndarray, mvit: Panel, dino: Panel, style: Style, apm: Optional[Panel] = None,
+def boring_video_figure(image: np.ndarray, mvit: Panel, teacher: Panel, style: Style, apm: Optional[Panel] = None,
                         title: Optional[str] = None):
     """The boring-video comparison: input | MViTv2 islands | APM islands |
-    DINOv2 islands, each with its island count; without an APM run the APM
+    teacher islands, each with its island count; without an APM run the APM
     panel is left out. image: (224, 224, 3), the frame MViTv2 saw 16 times."""
-    panels = [mvit] + ([apm] if apm is not None else []) + [dino]
+    panels = [mvit] + ([apm] if apm is not None else []) + [teacher]
     fig, _ = maps_figure(image, panels, style, title, image_title="input (16 frames)")
     return fig

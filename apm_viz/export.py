@@ -191,7 +191,7 @@ APM islands: a talk bundle
 ==========================
 
 Image:    {image} (sha256 {sha})
-Teacher:  {teacher}, weights from {source} ({detail})
+Teacher:  {teacher} ({family}, patch {patch}: grid {grid}x{grid} = {px}x{px} px), weights from {source} ({detail})
 Recipe:   {recipe}: {describe}
 Run:      preset {preset}, loss {loss}, {iters} TTT iterations, lr {lr}, grid {grid}x{grid}, seed {seed}
 Islands:  {counts} (teacher: {teacher_islands}; tau {tau}, smallest island {min_size})
@@ -271,6 +271,7 @@ def bundle_files(talk: Talk, options: Optional[ExportOptions] = None,
                                                                                               "animations/"))}}
     files["manifest.json"] = json.dumps(man, indent=2, default=_json_default).encode()
     s = res.settings
+    record = res.teacher.record()
     weights_hint = ""
     if res.teacher.weights.kind == "local":
         weights_hint = ("\nThe teacher's weights came from a local file; where it is not at the same path, "
@@ -279,7 +280,8 @@ def bundle_files(talk: Talk, options: Optional[ExportOptions] = None,
         weights_hint = ("\nThe teacher's weights came from Hugging Face; reproducing needs them in the cache "
                         "or the hub within reach (or --weights FILE).\n")
     files["README.txt"] = README.format(
-        image=res.image.name, sha=res.image.sha256, teacher=res.teacher.model, source=res.teacher.weights.kind,
+        image=res.image.name, sha=res.image.sha256, teacher=res.teacher.model, family=record["family"],
+        patch=record["patch"], px=record["pixels"], source=res.teacher.weights.kind,
         detail=res.teacher.weights.detail, preset=s.ttt.preset, loss=s.ttt.loss, iters=s.ttt.iters, lr=s.ttt.lr,
         grid=s.grid, seed=s.ttt.seed, counts=", ".join(f"{i}: {c}" for i, c in res.islands),
         teacher_islands=res.teacher_islands, tau=s.tau, min_size=s.min_size, style=options.style, frame=it,
@@ -402,6 +404,9 @@ def compare_metrics(before: dict, after: dict, rtol: float = 1e-5) -> list[str]:
         diffs.append(f"island counts differ: {before.get('islands')} then, {after.get('islands')} now")
     if before.get("teacher_islands") != after.get("teacher_islands"):
         diffs.append(f"teacher islands {before.get('teacher_islands')} then, {after.get('teacher_islands')} now")
+    then, now = before.get("teacher") or {}, after.get("teacher") or {}
+    diffs += [f"teacher {k} {then[k]} then, {now.get(k)} now" for k in ("name", "timm_name", "patch", "pixels", "dim")
+              if k in then and then[k] != now.get(k)]
     return diffs
 
 
@@ -415,11 +420,25 @@ def reproduce_settings(bundle: Bundle, weights: Optional[str] = None):
         settings = Settings.from_dict(bundle.manifest["settings"])
     except (TypeError, ValueError, KeyError) as err:
         raise ApmVizError(f"the manifest's settings do not load ({err})") from None
+    check_teacher(bundle.manifest.get("teacher", {}), settings.teacher)
     if weights is not None:
         return replace(settings, weights=weights)
     if bundle.manifest.get("teacher", {}).get("weights_source") == "random":
         return replace(settings, weights="random")
     return settings
+
+
+def check_teacher(record: dict, name: str) -> None:
+    """Refuse, before any work, a bundle whose recorded teacher (`TeacherOutput.record`)
+    this version's registry entry `name` would not rebuild (another timm model,
+    patch, width, global vector or normalisation)."""
+    from .teachers import describe as describe_teacher
+
+    if not isinstance(record, dict):
+        raise ApmVizError("the manifest's teacher entry is not a mapping")
+    diffs = describe_teacher(name).differences(record)
+    if diffs:
+        raise ApmVizError(f"the bundle's teacher is not the {name} this version builds: " + "; ".join(diffs))
 
 
 def check_weights(bundle: Bundle, result: IslandsResult) -> None:

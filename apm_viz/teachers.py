@@ -333,6 +333,16 @@ class TeacherInfo:
     def pixels(self, grid: int) -> int:
         return grid * self.patch
 
+    def differences(self, record: dict) -> list[str]:
+        """What a recorded teacher (`TeacherOutput.record`, from a manifest)
+        has that this entry would not rebuild: empty when it is the same
+        teacher. Keys an older record lacks are not compared."""
+        now = {"name": self.config.name, "timm_name": self.config.timm_name, "patch": self.patch, "dim": self.dim,
+               "global_vector": self.config.family_info.global_vector, "mean": list(self.normalisation.mean),
+               "std": list(self.normalisation.std)}
+        return [f"{key} {record[key]} then, {value} now" for key, value in now.items()
+                if key in record and record[key] != value]
+
 
 def describe(name: str) -> TeacherInfo:
     """A registry entry's sizes, built on the meta device (no memory, no weights)."""

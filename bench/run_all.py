@@ -1,7 +1,7 @@
 """Every benchmark in one run, so the ratios compare numbers taken under the
 same conditions; results go to bench/results.json (BENCHMARKS.md explains them).
 
-    python bench/run_all.py [--quick] [--only ttt,film,tsne,authors,fig2,memory]
+    python bench/run_all.py [--quick] [--only ttt,film,tsne,authors,fig2,memory,ray]
 
 The whole default run takes about 15-20 minutes on two busy CPU cores.
 """
@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, log, machine, save  # noqa: E402
 
-SECTIONS = ("ttt", "film", "tsne", "authors", "fig2", "memory")
+SECTIONS = ("ttt", "film", "tsne", "authors", "fig2", "memory", "ray")
 
 
 def main(argv=None) -> int:
@@ -85,6 +85,11 @@ def main(argv=None) -> int:
         import bench_memory
 
         save("memory", bench_memory.bench(bench_memory.RUNS[:1] if a.quick else bench_memory.RUNS))
+    if "ray" in only:
+        # evaluate in process against --ray local, and one image's cost per preset (bench_ray.py).
+        import bench_ray
+
+        save("ray", bench_ray.bench(quick=a.quick))
     log(f"all benchmarks: {time.perf_counter() - t0:.0f} s; results in {RESULTS}")
     return 0
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import sidebar
+from ui import runs, sidebar
 
 st.set_page_config(page_title="apm-viz: islands of agreement", page_icon="🏝️", layout="wide")
 
@@ -26,5 +26,6 @@ def _pages():
 
 # st.navigation before any widget: widgets created earlier lose their first change.
 page = st.navigation(_pages())
+runs.manager()  # the server's worker processes start with its first page, so the first Run finds them warm
 st.session_state["choice"] = sidebar.render()
 page.run()

@@ -160,6 +160,13 @@ def manifest(result: IslandsResult) -> dict:
     }
 
 
+def numbers_json(result: IslandsResult) -> bytes:
+    """{"manifest": ..., "metrics": ...}: what a talk bundle's manifest.json and
+    metrics.json hold, in one small file (no figures)."""
+    return json.dumps({"manifest": manifest(result), "metrics": metrics(result)}, indent=2,
+                      default=_json_default).encode()
+
+
 def frame_title(result: IslandsResult, k: int) -> str:
     snap = result.run.snapshots[k]
     return f"iteration {snap.iteration}   loss {snap.loss:.3g}   {islands_text(result.islands[k][1])}"

@@ -38,14 +38,20 @@ def click(at: AppTest, label: str) -> None:
     at.run()
 
 
-def run_to_end(at: AppTest, max_reruns: int = 300) -> None:
-    """Fragments with run_every do not tick under AppTest: rerun until the film is done."""
-    for _ in range(max_reruns):
-        if not at.session_state["running"]:
-            return
-        at.run()
-    raise AssertionError("the run did not finish")
+def handles(at: AppTest, page: str = "islands") -> dict:
+    """This session's runs of a page: key -> `apm_viz.worker.Handle`."""
+    key = f"runs_{page}"
+    return dict(at.session_state[key]) if key in at.session_state else {}
 
 
-def films(at: AppTest) -> dict:
-    return dict(at.session_state["films"]) if "films" in at.session_state else {}
+def run_to_end(at: AppTest, page: str = "islands", timeout: float = 600) -> None:
+    """Wait for the session's live runs (they train in worker processes), then draw the page again."""
+    for h in handles(at, page).values():
+        if h.live and h.status not in ("paused", "held"):
+            assert h.manager.wait(h, timeout), "the run did not finish"
+    at.run()
+
+
+def films(at: AppTest, page: str = "islands") -> dict:
+    """This session's films: key -> the film's view (what the page draws)."""
+    return {k: h.view for k, h in handles(at, page).items()}

@@ -198,12 +198,10 @@ def clicked(at, made: dict, label: str) -> tuple[str, bytes]:
     return name, build()
 
 
-def finish(at, flag: str, max_reruns: int = 300) -> None:
-    for _ in range(max_reruns):  # fragments with run_every do not tick under AppTest
-        if not at.session_state[flag]:
-            return
-        at.run()
-    raise AssertionError("the run did not finish")
+def finish(at, page: str) -> None:
+    from apptest_util import run_to_end
+
+    run_to_end(at, page)  # the run trains in a worker process
 
 
 def expander_labels(at) -> list[str]:
@@ -218,7 +216,7 @@ def test_teacher_vs_apm_page_exports(deferred):
     at.run()
     next(b for b in at.button if b.label.endswith("Run")).click()
     at.run()
-    finish(at, "tva_running")
+    finish(at, "tva")
     assert not at.exception, at.exception
     assert "Export for slides" in expander_labels(at)
     name, data = clicked(at, deferred, "Teacher vs APM .png")
@@ -241,7 +239,7 @@ def test_interpolation_page_exports(deferred, tmp_path):
     at.run()
     at.button(key="interp_fit_button").click()
     at.run()
-    finish(at, "interp_running")
+    finish(at, "interp")
     assert not at.exception, at.exception
     assert "Export for slides" in expander_labels(at)
     labels = [b.label for b in at.get("download_button")]

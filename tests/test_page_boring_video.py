@@ -90,11 +90,10 @@ def test_apm_islands_from_the_islands_run_appear_beside(page):
     at.run()
     next(b for b in at.button if b.label.endswith("Run")).click()
     at.run()
-    for _ in range(200):
-        if not at.session_state["running"]:
-            break
-        at.run()
-    assert not at.session_state["running"]
+    from apptest_util import handles, run_to_end
+
+    run_to_end(at)
+    assert [h.status for h in handles(at).values()] == ["done"]
     at.switch_page(PAGE)
     at.run()
     assert not at.exception, at.exception

@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from apptest_util import handles, run_to_end
+
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGE = "views/3_interpolation.py"
 
@@ -19,17 +21,19 @@ def open_page() -> AppTest:
     return at
 
 
-def fit(at: AppTest, iters: int, max_reruns: int = 300) -> None:
-    """Fragments with run_every do not tick under AppTest: rerun until the fit is done."""
+def fit(at: AppTest, iters: int) -> None:
+    """Press Fit; the fit trains in a worker process: wait for it, then draw the page again."""
     at.number_input(key="interp_iters").set_value(iters)
     at.run()
     at.button(key="interp_fit_button").click()
     at.run()
-    for _ in range(max_reruns):
-        if not at.session_state["interp_running"]:
-            return
-        at.run()
-    raise AssertionError("the fit did not finish")
+    run_to_end(at, "interp")
+
+
+def the_fit(at: AppTest):
+    """This session's memory fit (its view: what the page reads)."""
+    (h,) = handles(at, "interp").values()
+    return h.view
 
 
 def image_captions(at: AppTest) -> list[str]:
@@ -67,7 +71,7 @@ def test_page_renders_before_any_fit():
 def test_fit_runs_to_the_end_and_shows_the_walk(fitted):
     at = fitted
     assert not at.exception, at.exception
-    trainer = at.session_state["interp_fit"]["trainer"]
+    trainer = the_fit(at)
     assert trainer.run.status == "done" and trainer.iteration == 20
     assert trainer.names == ["chelsea.jpg", "coffee.jpg"]
     labels = [m.label for m in at.metric]
@@ -81,7 +85,7 @@ def test_fit_runs_to_the_end_and_shows_the_walk(fitted):
 
 def test_slider_moves_along_the_walk_without_refitting(fitted):
     at = fitted
-    trainer = at.session_state["interp_fit"]["trainer"]
+    trainer = the_fit(at)
     losses = len(trainer.run.losses)
     for k in (3, 8):
         at.slider(key="interp_pos").set_value(k)
@@ -92,21 +96,21 @@ def test_slider_moves_along_the_walk_without_refitting(fitted):
         assert f"i = {k}/8" + (" (B)" if k == 8 else "") in captions  # the player's frame
         assert any(c.startswith(f"islands at i = {k}/8") for c in captions)
     assert len(trainer.run.losses) == losses
-    assert at.session_state["interp_fit"]["trainer"] is trainer
+    assert the_fit(at) is trainer
 
 
 def test_walk_options_reuse_the_memory(fitted):
     at = fitted
-    trainer = at.session_state["interp_fit"]["trainer"]
+    trainer = the_fit(at)
     at.slider(key="interp_pos").set_value(0)
     at.slider(key="interp_n").set_value(4)
     at.number_input(key="interp_extra").set_value(1)
     at.number_input(key="interp_dreams").set_value(2)
     at.run()
     assert not at.exception, at.exception
-    assert at.session_state["interp_fit"]["trainer"] is trainer
+    assert the_fit(at) is trainer
     assert at.slider(key="interp_pos").max == 6  # i = -1 .. 5
-    walk = at.session_state["interp_fit"]["walks"][(4, True, True, 1, 1)]["walk"]
+    walk = at.session_state["interp_walks"]["walks"][(4, True, True, 1, 1)]["walk"]
     assert walk.steps.tolist() == [-1, 0, 1, 2, 3, 4, 5]
     assert "Dreams" in texts(at.subheader)
     assert {"dream 1", "dream 2"} <= set(image_captions(at))
@@ -124,12 +128,15 @@ def test_cancel_keeps_the_memory():
         at.run()
         at.button(key="interp_fit_button").click()
         at.run()
-        assert at.session_state["interp_running"]
+        (h,) = handles(at, "interp").values()
+        assert h.live
+        assert h.manager.wait(h, 600, until=lambda h: h.view.iteration > 0)
         at.button(key="interp_cancel").click()
         at.run()
+        assert h.manager.wait(h, 600) and h.status == "cancelled"
+        at.run()
         assert not at.exception, at.exception
-        trainer = at.session_state["interp_fit"]["trainer"]
+        trainer = the_fit(at)
         assert trainer.run.status == "cancelled" and 0 < trainer.iteration < 5000
-        assert not at.session_state["interp_running"]
         assert "cancelled by the user" in texts(at.info)
         assert at.slider(key="interp_pos").max == 8

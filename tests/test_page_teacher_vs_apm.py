@@ -2,23 +2,19 @@
 
 import pytest
 
-from apptest_util import new_app
+from apptest_util import films, new_app, run_to_end
 
 PAGE = "views/2_teacher_vs_apm.py"
 
 
 def own_films(at) -> dict:
-    return dict(at.session_state["config_films"]) if "config_films" in at.session_state else {}
+    return films(at, "tva")
 
 
-def run_own(at, max_reruns: int = 200) -> None:
+def run_own(at) -> None:
     next(b for b in at.button if b.label.endswith("Run")).click()
     at.run()
-    for _ in range(max_reruns):  # fragments with run_every do not tick under AppTest
-        if not at.session_state["tva_running"]:
-            return
-        at.run()
-    raise AssertionError("the run did not finish")
+    run_to_end(at, "tva")
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +64,7 @@ def test_grid_run_shows_error_falling(finished):
 def test_scrubbing_and_metrics_read_without_training(finished):
     at = finished
     (film,) = own_films(at).values()
-    before = (film.trainer.iteration, len(film.run.losses))
+    before = (film.iteration, len(film.run.losses))
     at.select_slider(key="tva_iter").set_value(0)
     at.run()
     assert not at.exception
@@ -79,7 +75,7 @@ def test_scrubbing_and_metrics_read_without_training(finished):
     at.run()
     assert not at.exception
     assert any(m.label == "Mean error (1 − cos)" for m in at.metric)
-    assert (film.trainer.iteration, len(film.run.losses)) == before
+    assert (film.iteration, len(film.run.losses)) == before
 
 
 def test_paper_settings_are_one_click_away_and_start_their_own_film(finished):
@@ -110,4 +106,4 @@ def test_reads_the_islands_pages_grid_run():
     assert at.select_slider(key="tva_iter").value == 20
     rel = float(next(m.value for m in at.metric if m.label == "Mean relative L1 error"))
     assert 0 < rel < 1.0
-    assert "config_films" not in at.session_state or not at.session_state["config_films"]
+    assert not own_films(at)  # nothing of its own was trained

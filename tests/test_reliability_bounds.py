@@ -1,31 +1,29 @@
-"""Memory stays bounded however many sessions and runs: the caches of teachers
-and finished films, and the films each session keeps."""
+"""Memory stays bounded however many sessions and runs: the caches of teachers,
+the store of finished films (bounded in bytes; more in test_worker.py) and the
+runs each session keeps."""
 
 import threading
-import uuid
 
-from ui.cache import BoundedStore, finished_films, get_teacher
-from ui.state import FILMS_PER_SESSION
+from apm_viz.worker import Store
+from ui.cache import get_teacher
+from ui.runs import RUNS_PER_PAGE
 
 from test_reliability_app import films, new_app, small, click
 
 
-def test_bounded_store_is_an_lru_of_fixed_size():
-    store = BoundedStore(capacity=3)
-    for k in "abcd":
-        store.put(k, k.upper())
-    assert len(store) == 3 and store.get("a") is None
-    assert store.get("b") == "B"  # b is now the most recent
-    store.put("e", "E")
-    assert store.get("c") is None and store.get("b") == "B" and len(store) == 3
+class Sized:
+    """A stored view of a given size (the store reads only `nbytes`)."""
+
+    def __init__(self, nbytes: int):
+        self.nbytes = nbytes
 
 
-def test_bounded_store_stays_bounded_under_threads():
-    store = BoundedStore(capacity=8)
+def test_the_film_store_stays_bounded_in_bytes_under_threads():
+    store = Store(8 * 100)
 
     def writer(i):
         for j in range(300):
-            store.put((i, j), j)
+            store.put((i, j), Sized(100))
             store.get((i, j - 1))
 
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(6)]
@@ -33,30 +31,24 @@ def test_bounded_store_stays_bounded_under_threads():
         t.start()
     for t in threads:
         t.join()
-    assert len(store) == 8
+    assert len(store) == 8 and store.nbytes == 800
 
 
-def test_finished_films_are_shared_between_sessions_and_capped():
-    """README: 8 finished films per server. A film one session puts in the
-    store is found by another (sessions run in threads of their own); nine new
-    films leave the last 8, the oldest gone."""
-    store = finished_films()
-    before = list(store._items.items())  # other tests' films, put back below
-    tag = uuid.uuid4().hex
-    films_made = [(tag, k) for k in range(9)]
+def test_a_film_one_session_stores_is_found_by_another_and_the_oldest_goes():
+    """Sessions run in threads of their own: nine films of 100 bytes put by one thread into a
+    store of 800 bytes are found by another, but for the oldest."""
+    store = Store(800)
+    made = [("film", k) for k in range(9)]
+    views = {k: Sized(100) for k in made}
     found = {}
-    try:
-        writer = threading.Thread(target=lambda: [finished_films().put(key, key) for key in films_made])
-        writer.start()
-        writer.join()
-        reader = threading.Thread(target=lambda: found.update((k, finished_films().get(k)) for k in films_made))
-        reader.start()
-        reader.join()
-    finally:
-        for key, value in before:
-            store.put(key, value)
-    assert found[films_made[0]] is None
-    assert [found[k] for k in films_made[1:]] == films_made[1:]
+    writer = threading.Thread(target=lambda: [store.put(k, views[k]) for k in made])
+    writer.start()
+    writer.join()
+    reader = threading.Thread(target=lambda: found.update((k, store.get(k)) for k in made))
+    reader.start()
+    reader.join()
+    assert found[made[0]] is None
+    assert all(found[k] is views[k] for k in made[1:])
 
 
 def test_teacher_cache_keeps_three_models():
@@ -68,7 +60,7 @@ def test_teacher_cache_keeps_three_models():
     assert get_teacher(name, "random", False, 101) is not built[0]  # the oldest was dropped
 
 
-def test_a_session_keeps_at_most_films_per_session():
+def test_a_session_keeps_at_most_runs_per_page():
     at = new_app()
     small(at, iters=10)
     keys = []
@@ -78,5 +70,5 @@ def test_a_session_keeps_at_most_films_per_session():
         click(at, "Step")
         assert not at.exception
         keys.append(next(k for k in films(at) if k[-1] == iters))
-    assert FILMS_PER_SESSION == 3
+    assert RUNS_PER_PAGE == 3
     assert list(films(at)) == keys[1:]  # the oldest went first

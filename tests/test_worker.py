@@ -19,6 +19,7 @@ from apm_viz.ttt import TTTConfig, recommended
 from apm_viz.worker import CANCELLED, DONE, FAILED, HELD, PAUSED, QUEUED, RUNNING, RunManager, Store, fix_threads
 
 WAIT = 600  # seconds a test waits for a run on a busy machine before it fails
+pytestmark = pytest.mark.timeout(1800)  # worker processes import torch first: slow on a busy machine
 
 
 @pytest.fixture(scope="module")

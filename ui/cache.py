@@ -1,11 +1,10 @@
-"""Process-wide caches: models are built once per process, finished results
-are shared between sessions (they are deterministic given their key)."""
+"""Process-wide caches: models are built once per process and the teacher's
+view of an image once per image, teacher and grid. (Finished runs are kept by
+the run manager's store, `ui.runs`.)"""
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from typing import Any, Optional
+from typing import Optional
 
 import streamlit as st
 
@@ -25,35 +24,3 @@ def get_teacher_output(image_sha: str, teacher_key: tuple, grid: int, _image: Lo
                        _teacher: Teacher) -> TeacherOutput:
     """The teacher's patch grid for one image, keyed by image hash, teacher and grid."""
     return encode(_image, _teacher, grid)
-
-
-class BoundedStore:
-    """A small thread-safe LRU dict shared by all sessions of this process."""
-
-    def __init__(self, capacity: int):
-        self.capacity = capacity
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key) -> Any:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        return None
-
-    def put(self, key, value) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-@st.cache_resource
-def finished_films() -> BoundedStore:
-    """Finished islands films, keyed by image hash + every setting that decides them."""
-    return BoundedStore(capacity=8)

@@ -19,7 +19,7 @@ from apm_viz.figures.islands import FIGURES, Talk
 from apm_viz.figures.style import STYLES
 from apm_viz.islands import ProjectionConfig
 from apm_viz.names import MIME, safe_stem
-from apm_viz.pipeline import Settings, result_from_film
+from apm_viz.pipeline import Settings, numbers_json, result_from_film
 from apm_viz.render import ANIMATION_FORMATS, FORMATS, figure_file
 
 from .sidebar import ASSETS, Choice
@@ -55,7 +55,7 @@ def film_talk(choice: Choice, film, pca: bool, tau: float, min_size: int) -> Tal
         cfg3, cfg2 = ProjectionConfig(method="pca", dims=3), ProjectionConfig(method="pca", dims=2)
         p3, p2 = film.projection(cfg3), film.projection(cfg2)
     else:
-        cfg3 = film.live["3d"].config
+        cfg3 = film.live_configs["3d"]
         p3, p2 = film.live_projection("3d"), film.live_projection("2d")
     settings = Settings(grid=choice.grid, teacher=name, weights=weights, allow_download=allow_download,
                         ttt=film.run.config, projection=cfg3, tau=tau, min_size=min_size)
@@ -108,6 +108,9 @@ def export_panel(choice: Choice, film, pca: bool, tau: float, min_size: int, ite
                                 on_click="ignore", type="primary", width="stretch",
                                 help="Every figure in PNG, SVG and PDF, both films as GIF and MP4, metrics.csv, "
                                      "manifest.json and a README; `python -m apm_viz reproduce` remakes it")
+        st.download_button("Metrics and manifest .json", _lazy(lambda: numbers_json(talk.result)),
+                           file_name=f"{bundle_name(talk)}-metrics.json", mime="application/json", key="dl_numbers",
+                           on_click="ignore", help="The bundle's metrics.json and manifest.json in one small file")
 
 
 # -- the other pages: one style / format row, then buttons that build on click ------

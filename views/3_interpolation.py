@@ -2,7 +2,6 @@
 columns of two of them are mixed, v_i = v1 + (v2 - v1) i / n, and every v_i is
 unfolded through the same MLP into a frame."""
 
-import time
 from typing import Optional
 
 import streamlit as st
@@ -13,15 +12,15 @@ from apm_viz.figures.interpolation import interpolation_figure, walk_animation_b
 from apm_viz.figures.maps import upscale
 from apm_viz.names import safe_stem
 from apm_viz.images import LoadedImage, load_image
+from apm_viz.jobs import MemoryJob
 from ui.cache import get_teacher_output
 from ui.downloads import animation_buttons, figure_button, slide_options
+from ui import runs
 from ui.sidebar import SAMPLES, _load_sample
 from ui.state import require_choice
 from ui.uploads import image_uploader
 
 UPLOAD = "Upload…"
-#: Seconds of fitting per fragment tick: short, so the page answers clicks.
-TICK = 0.5
 #: Pixels per picture in the strips and the player; nearest-neighbour, so grid cells stay sharp.
 THUMB, LARGE = 96, 320
 
@@ -85,24 +84,21 @@ ready = image_a is not None and image_b is not None and image_a.sha256 != image_
 if image_a is not None and image_b is not None and not ready:
     st.warning("Choose two different images for A and B.")
 fit_key = (tuple(im.sha256 for im in images), choice.teacher_key, choice.grid, choice.preset, choice.seed, iters)
-state = ss.get("interp_fit")
-if state is not None and state["key"] != fit_key:
-    state = None  # the settings changed: the old memory belongs to other images
-    ss["interp_running"] = False
-if fit_cols[1].button("Fit", type="primary", width="stretch", disabled=not ready, key="interp_fit_button"):
-    try:
-        outs = [get_teacher_output(im.sha256, choice.teacher_key, choice.grid, im, choice.teacher) for im in images]
-        config = itp.memory_config(preset=choice.preset, iters=iters, seed=choice.seed)
-        state = {"key": fit_key, "trainer": itp.MemoryTrainer(outs, config, [im.name for im in images]),
-                 "walks": {}}
-        ss["interp_fit"], ss["interp_running"] = state, True
-    except ApmVizError as err:
-        st.error(str(err))
-if fit_cols[2].button("Cancel", width="stretch", disabled=not ss.get("interp_running"), key="interp_cancel"):
-    if state is not None:
-        state["trainer"].cancel()
-        state["trainer"].step(1)
-    ss["interp_running"] = False
+run = runs.current("interp", fit_key)
+
+
+def memory_job():
+    outs = [get_teacher_output(im.sha256, choice.teacher_key, choice.grid, im, choice.teacher) for im in images]
+    config = itp.memory_config(preset=choice.preset, iters=iters, seed=choice.seed)
+    return MemoryJob(fit_key, outs, config, [im.name for im in images])
+
+
+if fit_cols[1].button("Fit", type="primary", width="stretch", disabled=not ready or runs.is_live(run),
+                      key="interp_fit_button"):
+    run = runs.start("interp", fit_key, memory_job)
+if fit_cols[2].button("Cancel", width="stretch", disabled=not runs.is_live(run), key="interp_cancel"):
+    run.cancel()
+    run.manager.wait(run, 5.0)
 fit_cols[3].caption(f"{len(images)} images · grid {choice.grid}x{choice.grid} · preset {choice.preset} · "
                     f"teacher {choice.teacher.name} ({choice.teacher.weights.kind})")
 
@@ -120,40 +116,40 @@ detail = int(opts[5].select_slider("Frame detail", (1, 2, 4), 1, key="interp_det
                                    help="Query the field between grid points: x2 decodes a 2h x 2w frame"))
 
 
-@st.fragment(run_every=0.2 if ss.get("interp_running") else None)
+drawn = None if run is None else (run.id, run.status)
+
+
+@st.fragment(run_every=runs.POLL_SECONDS if runs.is_live(run) else None)
 def fit_view():
-    state = ss.get("interp_fit")
-    if state is None or state["key"] != fit_key:
+    if run is None:
         st.caption("Press **Fit** to teach one APM all the images above.")
         return
-    trainer: itp.MemoryTrainer = state["trainer"]
-    if ss.get("interp_running"):
-        t0 = time.perf_counter()
-        while not trainer.run.finished and time.perf_counter() - t0 < TICK:
-            trainer.step(5)
-        if trainer.run.finished:
-            ss["interp_running"] = False
-            st.rerun(scope="app")
-    run = trainer.run
-    loss = f"{run.losses[-1][1]:.3e}" if run.losses else "—"
-    st.progress(trainer.fraction, text=f"iteration {trainer.iteration}/{run.config.iters} · loss {loss} · "
-                f"{run.seconds:.1f} s")
-    if run.status == "diverged":
-        st.error(run.message)
-    elif run.status == "cancelled":
-        st.info(f"{run.message}: the walk below uses what the APM learned in {trainer.iteration} iterations.")
+    fit = run.view
+    loss = f"{fit.run.losses[-1][1]:.3e}" if fit.run.losses else "—"
+    st.progress(fit.fraction, text=f"iteration {fit.iteration}/{fit.run.config.iters} · loss {loss} · "
+                f"{fit.run.seconds:.1f} s")
+    said = runs.status_line(run)
+    if said:
+        st.caption(said)
+    if fit.run.status == "diverged":
+        st.error(fit.run.message)
+    elif fit.run.status == "cancelled":
+        st.info(f"{fit.run.message}: the walk below uses what the APM learned in {fit.iteration} iterations.")
+    if (run.id, run.status) != drawn:
+        st.rerun(scope="app")
 
 
 fit_view()
 
-state = ss.get("interp_fit")
-if state is None or state["key"] != fit_key or not state["trainer"].run.finished \
-        or state["trainer"].run.status == "diverged":
+if run is None or run.live or run.view.weights is None:
     st.stop()
 
 # -- the walk -------------------------------------------------------------------------
-trainer = state["trainer"]
-memory = trainer.memory()
+state = ss.setdefault("interp_walks", {})
+if state.get("run") is not run.view:
+    state.clear()
+    state.update(run=run.view, walks={})
+memory = run.view.memory()
 walk_key = (n, start, end, extrapolate, detail)
 try:
     if walk_key not in state["walks"]:
@@ -176,7 +172,7 @@ for k, (name, err) in enumerate(zip(("A", "B"), errors)):
                     help=f"MSE against image {name} pooled to the grid; against the other image "
                          f"{err['rgb_mse_other']:.1e}. Field error {err['field_rel']:.3f} of the teacher's "
                          f"variance (other image: {err['field_rel_other']:.3f}).")
-m[4].metric("Fit", f"{trainer.run.seconds:.1f} s", help=f"{trainer.iteration} iterations on {len(memory)} images")
+m[4].metric("Fit", f"{run.view.run.seconds:.1f} s", help=f"{run.view.iteration} iterations on {len(memory)} images")
 st.caption(f"Smoothness: largest step between consecutive frames over the distance between the ends "
            f"(n even steps give 1/n = {1 / n:.3f}; a jump gives 1).")
 

@@ -18,7 +18,7 @@ from apm_viz.video import (BLOCK_GRIDS, DEFAULT_BLOCK, FRAMES, LOW_BLOCKS, Borin
                            create_boring_video, pool_field)
 from ui.downloads import figure_button, slide_options
 from ui.sidebar import teacher_output
-from ui.state import get_film, latest_film, require_choice
+from ui.state import islands_film, require_choice
 
 WEIGHT_MODES = ("Automatic (torch hub cache, download, else random)", "Local file", "Random init")
 #: Side above which a field is average-pooled before t-SNE (block 0 is 56x56).
@@ -143,7 +143,7 @@ with st.spinner(f"{method} of MViTv2's {side}x{side} tokens…"):
 mv_count = count_islands(field, tau, min_size)
 
 # -- APM (from this session's Islands run) ---------------------------------------------------
-film = get_film(choice, int(ss.get("iters", 250))) or latest_film(choice)
+film = islands_film(choice, int(ss.get("iters", 250)))
 apm = None
 if film is not None and film.frames > 0:
     k = film.frames - 1

@@ -26,6 +26,8 @@ def _pages():
 
 # st.navigation before any widget: widgets created earlier lose their first change.
 page = st.navigation(_pages())
-runs.manager()  # the server's worker processes start with its first page, so the first Run finds them warm
 st.session_state["choice"] = sidebar.render()
-page.run()
+try:
+    page.run()
+finally:
+    runs.manager()  # the worker processes start once the first page is drawn: warm by the first Run

@@ -467,6 +467,10 @@ class RunManager:
                 slot.process.kill()
                 slot.process.wait(5)
 
+    def ready_slots(self) -> int:
+        """Worker processes that have started (imported torch) and wait for or run jobs."""
+        return sum(s.ready.is_set() for s in self._slots)
+
     def pids(self) -> list[Optional[int]]:
         return [s.pid for s in self._slots]
 

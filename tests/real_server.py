@@ -56,10 +56,12 @@ class Server:
 
 
 @contextmanager
-def streamlit_server(env: Optional[dict] = None, start_timeout: float = 180) -> Iterator[Server]:
+def streamlit_server(env: Optional[dict] = None, start_timeout: float = 180,
+                     root: Path = ROOT) -> Iterator[Server]:
     """A fresh `streamlit run app.py` on 127.0.0.1, offline, with its own weights folder.
 
     env: extra environment variables for the server (e.g. APM_VIZ_MAX_RUNS).
+    root: the checkout whose app.py runs (another worktree, to compare versions).
     The server's stdout and stderr go to `Server.log_path`.
     """
     folder = Path(tempfile.mkdtemp(prefix="apm-viz-server-"))
@@ -72,7 +74,7 @@ def streamlit_server(env: Optional[dict] = None, start_timeout: float = 180) -> 
     with open(log_path, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                                  "--server.address", "127.0.0.1", "--server.headless", "true"],
-                                cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+                                cwd=root, env=full_env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", log_path, proc)
     try:
         deadline = time.time() + start_timeout
@@ -108,7 +110,7 @@ def chromium():
             browser.close()
 
 
-def open_page(browser, url: str, width: int = 1600, height: int = 1200, timeout_ms: float = 180_000,
+def open_page(browser, url: str, width: int = 1600, height: int = 1200, timeout_ms: float = 600_000,
               wait_for: Optional[str] = "Islands of agreement"):
     """A new browser context (a session of its own) on `url`, once `wait_for` is on screen."""
     context = browser.new_context(viewport={"width": width, "height": height})
@@ -120,7 +122,7 @@ def open_page(browser, url: str, width: int = 1600, height: int = 1200, timeout_
     return page
 
 
-def idle(page, timeout_ms: float = 180_000) -> None:
+def idle(page, timeout_ms: float = 600_000) -> None:
     """Wait until the script run in progress (if any) has finished."""
     page.wait_for_timeout(400)
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=timeout_ms)

@@ -26,7 +26,7 @@ def _shot(page, name: str):
     return screenshot(page, name)
 
 
-def _idle(page, timeout: float = 180_000):
+def _idle(page, timeout: float = 600_000):
     idle(page, timeout)
 
 
@@ -47,8 +47,8 @@ def test_run_scrub_and_render(page):
     _idle(page)
     run = page.get_by_role("button", name="Run")
     run.click()
-    page.get_by_text("iteration 40/40").first.wait_for(timeout=240_000)
-    run.and_(page.locator("[disabled]")).wait_for(timeout=240_000)
+    page.get_by_text("iteration 40/40").first.wait_for(timeout=900_000)
+    run.and_(page.locator("[disabled]")).wait_for(timeout=900_000)
     _idle(page)
     _no_exception(page)
     plots = page.locator(".js-plotly-plot")

@@ -30,12 +30,27 @@ REAP_SECONDS = 5.0
 POLL_SECONDS = 0.25
 
 
-@st.cache_resource(show_spinner=False)
+_MANAGER: Optional[RunManager] = None
+_MANAGER_LOCK = threading.Lock()
+
+
 def manager() -> RunManager:
-    """The one run manager of this server; its worker processes start now."""
-    m = RunManager()
-    threading.Thread(target=_watch_sessions, args=(m,), daemon=True, name="apm-viz-session-watch").start()
-    return m
+    """The one run manager of this server process; its worker processes start now.
+
+    app.py asks for it after the first page is drawn, so the workers' start
+    (each imports torch) does not hold back the first page."""
+    global _MANAGER
+    with _MANAGER_LOCK:
+        if _MANAGER is None:
+            _MANAGER = RunManager()
+            threading.Thread(target=_watch_sessions, args=(_MANAGER,), daemon=True,
+                             name="apm-viz-session-watch").start()
+        return _MANAGER
+
+
+def started() -> Optional[RunManager]:
+    """The run manager if it exists yet (before it does, no run exists anywhere)."""
+    return _MANAGER
 
 
 def _watch_sessions(m: RunManager) -> None:
@@ -70,7 +85,9 @@ def _runs(page: str) -> OrderedDict:
 def current(page: str, key: Hashable) -> Optional[Handle]:
     """This session's run of `page` for `key` (or a finished one another session
     made); the page's live runs under other keys are released."""
-    m = manager()
+    m = started()
+    if m is None:
+        return None
     me = session_id()
     for k, h in list(_runs(page).items()):
         if k != key and h.live:
@@ -81,7 +98,9 @@ def current(page: str, key: Hashable) -> Optional[Handle]:
 def current_view_only(page: str, key: Hashable) -> Optional[Handle]:
     """Like `current`, for a page that reads another page's runs: releases nothing."""
     runs = _runs(page)
-    m = manager()
+    m = started()
+    if m is None:
+        return None
     h = runs.get(key)
     if h is None or (h.status in (CANCELLED, FAILED) and m.finished(key) is not None):
         view = m.finished(key)
@@ -131,6 +150,8 @@ def status_line(h: Handle) -> Optional[str]:
     """What the run is doing, when that is not plain training."""
     if h.status == "queued":
         place = h.place
+        if place == 1 and not h.manager.ready_slots():
+            return "Queued: the worker processes are starting (each loads torch once)"
         return f"Queued: {place - 1} run(s) before this one" if place else "Queued"
     if h.status == "paused":
         return "Paused"

@@ -15,7 +15,6 @@ from apm_viz.figures.compare import teacher_vs_apm_figure
 from apm_viz.figures.curves import curve_figure
 from apm_viz.figures.maps import error_map_figure, image_figure, island_map_figure
 from apm_viz.names import safe_stem
-from apm_viz.ttt import image_tensor
 
 from .downloads import figure_button, slide_options
 
@@ -113,7 +112,7 @@ def between_locations(film, comp: Comparison) -> None:
         st.caption("Shown once the run is done.")
         return
     labels, now = film.run.iterations, film.iteration
-    image = image_tensor(film.teacher.image)
+    image = film.teacher.input_tensor()  # as the teacher saw it, normalised as its weights expect
     colours = comp.frame(labels[-1]).projection
     h = film.teacher.grid_size
     cols = st.columns(3)

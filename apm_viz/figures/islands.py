@@ -117,7 +117,8 @@ def strip_figure(talk: Talk, style: Style, n: int = 6):
     ks = strip_frames(talk, n)
     res = talk.result
     cols = len(ks) + 1
-    fig = _new_figure("strip", style, (2.6 * cols, 3.9))
+    shares = bool(res.alignment)  # two more lines under each map: teacher share, position share
+    fig = _new_figure("strip", style, (2.6 * cols, 4.7 if shares else 3.9))
     axes = fig.subplots(1, cols)
     draw_image(axes[0], res.teacher.image)
     axes[0].set_title("input", pad=10)
@@ -126,16 +127,18 @@ def strip_figure(talk: Talk, style: Style, n: int = 6):
         ax.set_title(f"iteration {res.run.snapshots[k].iteration}", pad=10)
         ax.text(0.5, -0.06, islands_text(res.islands[k][1]) + _shares_text(res, k), transform=ax.transAxes,
                 ha="center", va="top", color=style.muted, fontsize=style.size * 0.85)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.12, top=0.86, wspace=0.06)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.25 if shares else 0.12, top=0.88 if shares else 0.86,
+                        wspace=0.06)
     return fig
 
 
 def _shares_text(res: IslandsResult, k: int) -> str:
-    """"\nteacher 0.59 · position 0.45" for snapshot k, where the alignment is known."""
+    """"\nteacher 0.59\nposition 0.45" for snapshot k, where the alignment is known
+    (one line each: one line for both is wider than a map)."""
     if k >= len(res.alignment):
         return ""
     _, t, p = res.alignment[k]
-    return f"\nteacher {t:.2f} · position {p:.2f}"
+    return f"\nteacher {t:.2f}\nposition {p:.2f}"
 
 
 def pair_figure(talk: Talk, k: int, style: Style):
@@ -259,7 +262,7 @@ def alignment_figure(talk: Talk, style: Style, current: Optional[int] = None):
         ax.plot(its, position, marker="s", label="position share", color=style.palette[1])
     ax.set_xlabel("TTT iteration")
     ax.set_ylabel("share of the top 3 directions")
-    ax.set_title("alignment: teacher's top-10 subspace vs smooth positional patterns", loc="left")
+    ax.set_title("alignment of the field's top 3 directions", loc="left")
     ax.set_ylim(0, 1.02)
     if current is not None:
         ax.axvline(current, color=style.muted, linestyle=":", linewidth=2)

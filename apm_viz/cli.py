@@ -111,6 +111,20 @@ def _add_export_options(p: argparse.ArgumentParser) -> None:
                    help="animation formats (default gif,mp4; 'none' for none)")
 
 
+def run_options(**values) -> argparse.Namespace:
+    """The options of an islands run (`apm-viz islands`) with the command
+    line's defaults, `values` in their place (the Python entry point's
+    keywords, by the options' names: grid, iters, loss, recipe, ...)."""
+    p = _Parser(add_help=False)
+    _add_run_options(p)
+    args = p.parse_args([])
+    unknown = sorted(set(values) - set(vars(args)))
+    if unknown:
+        raise ApmVizError(f"unknown option {', '.join(unknown)}; the options are {', '.join(sorted(vars(args)))}")
+    vars(args).update(values)
+    return args
+
+
 def settings_from_args(args) -> "Settings":
     from .pipeline import Settings
     from .recipes import islands_config, islands_projection

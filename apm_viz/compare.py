@@ -101,12 +101,6 @@ def relative_error(apm: np.ndarray, teacher: np.ndarray) -> np.ndarray:
     return (error_map(apm, teacher, "l1") / np.maximum(norm, 1e-12)).astype(np.float32)
 
 
-def minmax(x: np.ndarray) -> np.ndarray:
-    """Scale to [0, 1] by the array's own min and max (the paper's error-map scaling)."""
-    lo, hi = float(x.min()), float(x.max())
-    return ((x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)).astype(np.float32)
-
-
 @dataclass(frozen=True)
 class ErrorStats:
     """Numbers for one error map.

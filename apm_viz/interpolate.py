@@ -20,7 +20,6 @@ Shapes (B fitted images, h x w grid, N = h*w, D teacher width, K codes):
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -332,9 +331,12 @@ def walk(memory: Memory, a=0, b=1, n: int = 8, start: bool = True, end: bool = T
     return Walk(ia, ib, n, steps, codes, fields, rgb, end_fields, end_rgb)
 
 
-def dream(memory: Memory, count: int = 1, seed: int = 0, temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Decode random trigger columns (`dream_codes`): fields (count, h, w, D), rgb (count, h, w, 3)."""
-    return decode(memory.model, dream_codes(memory.columns, count, seed, temperature))
+def dream(memory: Memory, count: int = 1, seed: int = 0, temperature: float = 1.0, scale: float = 1.0) -> np.ndarray:
+    """Unfold random trigger columns (`dream_codes`) into RGB frames
+    (count, h * scale, w * scale, 3) in [0, 1]; scale > 1 queries the field
+    between grid points (`decode_rgb`)."""
+    codes = dream_codes(memory.columns, count, seed, temperature)
+    return decode(memory.model, codes)[1] if scale == 1 else decode_rgb(memory.model, codes, scale=scale)
 
 
 def end_errors(memory: Memory, index) -> dict[str, float]:
@@ -380,28 +382,3 @@ def walk_islands(fields: Sequence[np.ndarray], method: str = "pca", dims: int = 
 def walk_island_counts(fields: Sequence[np.ndarray], **kwargs) -> list[int]:
     """Island count of each field of a walk (see `islands.count_islands`)."""
     return island_history(list(fields), **kwargs)
-
-
-# -- pictures (in memory; files are the export module's job) ---------------------
-
-def _tile(frame: np.ndarray, size: int) -> np.ndarray:
-    from .figures.maps import upscale
-
-    return upscale(frame, size)
-
-
-def strip_png(frames: Sequence[np.ndarray], size: int = 128, gap: int = 4) -> bytes:
-    """Frames (h, w, 3) in [0, 1] side by side, each `size` px, as PNG bytes."""
-    from PIL import Image
-
-    if not len(frames):
-        raise ApmVizError("no frames to draw")
-    tiles = [_tile(f, size) for f in frames]
-    width = len(tiles) * size + (len(tiles) - 1) * gap
-    canvas = np.full((size, width, 3), 255, np.uint8)
-    for k, tile in enumerate(tiles):
-        x = k * (size + gap)
-        canvas[:, x : x + size] = tile
-    buf = io.BytesIO()
-    Image.fromarray(canvas).save(buf, format="PNG")
-    return buf.getvalue()

@@ -392,23 +392,6 @@ def neighbour_similarity(f: np.ndarray, center: bool = True) -> tuple[np.ndarray
     return (u[:, :-1] * u[:, 1:]).sum(-1), (u[:-1] * u[1:]).sum(-1)
 
 
-def neighbour_agreement(f: np.ndarray, center: bool = True) -> np.ndarray:
-    """(h, w, D) -> (h, w): mean cosine similarity with the 4-neighbours."""
-    horiz, vert = neighbour_similarity(f, center)
-    h, w = f.shape[:2]
-    total = np.zeros((h, w))
-    count = np.zeros((h, w))
-    total[:, :-1] += horiz
-    total[:, 1:] += horiz
-    count[:, :-1] += 1
-    count[:, 1:] += 1
-    total[:-1] += vert
-    total[1:] += vert
-    count[:-1] += 1
-    count[1:] += 1
-    return (total / np.maximum(count, 1)).astype(np.float32)
-
-
 def label_islands(f: np.ndarray, tau: float = DEFAULT_TAU, min_size: int = DEFAULT_MIN_SIZE,
                   center: bool = True) -> np.ndarray:
     """Islands of agreement as labels.

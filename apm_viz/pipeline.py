@@ -177,7 +177,7 @@ def write_outputs(result: IslandsResult, out_dir: Path) -> list[Path]:
     from PIL import Image
 
     from .figures.islands import frame_figure
-    from .render import figure_to_rgb
+    from .render import animation_to_bytes, figure_to_rgb
 
     out_dir = Path(out_dir)
     frames_dir = out_dir / "frames"
@@ -189,13 +189,11 @@ def write_outputs(result: IslandsResult, out_dir: Path) -> list[Path]:
         arr = figure_to_rgb(fig)
         path = frames_dir / f"iter_{snap.iteration:04d}.png"
         Image.fromarray(arr).save(path)
-        pictures.append(Image.fromarray(arr))
+        pictures.append(arr)
         written.append(path)
     gif = out_dir / "islands.gif"
-    if pictures:
-        durations = [400] * (len(pictures) - 1) + [1500]
-        pictures[0].save(gif, save_all=True, append_images=pictures[1:], duration=durations, loop=0,
-                         optimize=False)
+    if pictures:  # 0.4 s a frame, the last held 1.5 s
+        gif.write_bytes(animation_to_bytes(pictures, "gif", fps=2.5, hold_last=1.1))
         written.append(gif)
     for name, payload in (("metrics.json", metrics(result)), ("manifest.json", manifest(result))):
         path = out_dir / name

@@ -243,13 +243,6 @@ def animation_to_bytes(frames: Sequence[np.ndarray], fmt: str, fps: float = 10.0
         return Path(path).read_bytes()
 
 
-def write_animation(frames: Sequence[np.ndarray], path, fps: float = 10.0, hold_last: float = 1.5) -> Path:
-    """Write frames to `path`; the format follows its suffix (.gif or .mp4)."""
-    path = Path(path)
-    path.write_bytes(animation_to_bytes(frames, path.suffix.lstrip(".").lower(), fps, hold_last))
-    return path
-
-
 def figure_file(build: Callable[[Style], "object"], fmt: str, style: str = "light", dpi: float = 200,
                 width_px: Optional[int] = None) -> bytes:
     """Any slide figure builder as PNG / SVG / PDF bytes in a slide style.

@@ -184,6 +184,13 @@ class Run:
     def finished(self) -> bool:
         return self.status != "running"
 
+    def loss_series(self) -> dict[str, list[tuple[int, float]]]:
+        """The curves a loss plot draws: "total", then each term when there are several."""
+        series = {"total": self.losses}
+        if len(self.terms) > 1:
+            series.update(self.terms)
+        return series
+
     def loss_drop(self) -> float:
         """First loss over last loss (how many-fold it fell)."""
         if len(self.losses) < 2:

@@ -56,6 +56,8 @@ BLOCK_GRIDS = tuple([(56, 56, 96)] + [(28, 28, 192)] * 2 + [(14, 14, 384)] * 11 
 #: Blocks the authors mean by "the second or third layer" (0-based).
 LOW_BLOCKS = (1, 2)
 DEFAULT_BLOCK = 1
+#: Side above which a block's tokens are average-pooled before t-SNE (block 0 is 56x56).
+PROJECT_SIDE = 28
 #: Kinetics-400 normalisation, used when the weights' own metadata cannot be read.
 MEAN, STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
 

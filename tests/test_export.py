@@ -181,10 +181,8 @@ def test_animations_decode_with_stamps(talk, bundle, tmp_path):
 
 def test_animation_writer_takes_any_rgb_frames(tmp_path):
     frames = [np.full((37, 53, 3), v, np.uint8) for v in (0, 80, 160, 240)]
-    gif = render.write_animation(frames, tmp_path / "walk.gif", fps=4, hold_last=0)
-    mp4 = render.write_animation(frames, tmp_path / "walk.mp4", fps=4, hold_last=0)
-    g = read_video(gif.read_bytes(), ".gif", tmp_path)
-    m = read_video(mp4.read_bytes(), ".mp4", tmp_path)
+    g = read_video(render.animation_to_bytes(frames, "gif", fps=4, hold_last=0), ".gif", tmp_path)
+    m = read_video(render.animation_to_bytes(frames, "mp4", fps=4, hold_last=0), ".mp4", tmp_path)
     assert len(g) == 4 and len(m) == 4 and m[0].shape == (48, 64, 3)
     assert [int(f[24, 32].mean()) for f in g] == [0, 80, 160, 240]
     assert np.allclose([f[24, 32].mean() for f in m], [0, 80, 160, 240], atol=6)

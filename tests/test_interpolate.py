@@ -9,7 +9,8 @@ from PIL import Image
 
 from apm_viz import interpolate as itp
 from apm_viz.errors import ApmVizError
-from apm_viz.figures.interpolation import walk_gif
+from apm_viz.figures.interpolation import strip, walk_gif
+from apm_viz.figures.maps import upscale
 
 #: A short fit: enough for the end frames to match their images (measured with
 #: the 2-block random teacher on chelsea + coffee at 16x16: after 100 updates
@@ -234,8 +235,10 @@ def test_gif_and_strip_pictures(memory):
     w = itp.walk(memory, 0, 1, n=3)
     gif = Image.open(io.BytesIO(walk_gif(w.rgb, size=64)))
     assert gif.size == (64, 64) and gif.n_frames == 6  # 4 forwards, 2 back
-    strip = Image.open(io.BytesIO(itp.strip_png(w.rgb, size=32, gap=2)))
-    assert strip.size == (4 * 32 + 3 * 2, 32)
+    picture = strip(w.rgb, size=32, gap=2)
+    assert picture.shape == (32, 4 * 32 + 3 * 2, 3) and picture.dtype == np.uint8
+    assert (picture[:, 32:34] == 255).all()  # the white gap between the first two frames
+    np.testing.assert_array_equal(picture[:, :32], upscale(w.rgb[0], 32))
 
 
 def test_cancel_keeps_what_was_learned(pair):

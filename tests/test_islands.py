@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from apm_viz.islands import (ProjectionConfig, colorize, count_islands, label_islands, neighbour_agreement,
-                             project)
+from apm_viz.islands import (ProjectionConfig, colorize, count_islands, label_islands,
+                             neighbour_similarity, project)
 
 
 def regions_field(labels: np.ndarray, dim: int = 16, noise: float = 0.02, seed: int = 0) -> np.ndarray:
@@ -49,13 +49,14 @@ def test_threshold_matters():
     assert count_islands(f, tau=-1.0, min_size=4) == 1
 
 
-def test_neighbour_agreement_low_on_boundaries():
+def test_neighbour_similarity_low_across_boundaries():
     labels = np.zeros((8, 8), int)
     labels[:, 4:] = 1
-    agree = neighbour_agreement(regions_field(labels))
-    assert agree.shape == (8, 8)
-    assert agree[:, 3].mean() < agree[:, 0].mean() - 0.2
-    assert agree[:, 0].min() > 0.9
+    horiz, vert = neighbour_similarity(regions_field(labels))
+    assert horiz.shape == (8, 7) and vert.shape == (7, 8)
+    # Column 3 meets column 4 across the boundary; column 0 meets column 1 inside a region.
+    assert horiz[:, 3].mean() < horiz[:, 0].mean() - 0.2
+    assert horiz[:, 0].min() > 0.9 and vert.min() > 0.9
 
 
 def _frames(n_frames=4, seed=0):

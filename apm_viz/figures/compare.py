@@ -4,7 +4,8 @@ field in one colour space, and the per-location error between them.
 Screen: the page draws these with `figures.maps` (`island_map_figure`,
 `error_map_figure`) and `figures.curves`; the numbers come from `compare`.
 Slides: `teacher_vs_apm_figure`, input | teacher grid | APM grid | error map
-with its colour bar, all vectors.
+with its colour bar, all vectors; `comparison_slide` draws it for one
+iteration of a `compare.Comparison`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,26 @@ import numpy as np
 
 from .maps import Panel, colorbar, draw_values, maps_figure, under
 from .style import Style
+
+
+def error_unit(comparison, metric: str = "l1") -> str:
+    """What an error map of `metric` counts, in words ("L1 over 384 channels", "1 − cos")."""
+    return f"L1 over {comparison.teacher.grid.shape[-1]} channels" if metric == "l1" else "1 − cos"
+
+
+def comparison_slide(comparison, iteration: int, style: Style, metric: str = "l1", fixed: bool = False):
+    """`teacher_vs_apm_figure` of a `compare.Comparison` at `iteration`, with
+    the mean relative L1 error in the title. fixed: the error colours run
+    from 0 to the first snapshot's maximum (the same for every iteration)
+    instead of the map's own min and max (the paper's)."""
+    frame = comparison.frame(iteration)
+    error = comparison.error(iteration, metric)
+    first = comparison.run.iterations[0]
+    zmax = float(comparison.error(first, metric).max()) if fixed else None
+    relative = comparison.stats(iteration, metric).relative
+    return teacher_vs_apm_figure(comparison.teacher.image, frame.teacher_colors, frame.apm_colors, error, style,
+                                 frame.iteration, error_unit(comparison, metric), comparison.run.teacher_model,
+                                 0.0 if fixed else None, zmax, f"mean relative L1 error {relative:.3f}")
 
 
 def teacher_vs_apm_figure(image: np.ndarray, teacher_colors: np.ndarray, apm_colors: np.ndarray,

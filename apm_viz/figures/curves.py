@@ -1,5 +1,7 @@
 """Curves over TTT iterations (loss, island counts) on screen, and the round
 ticks of a log axis that the screen and the slide curves share.
+
+Shapes: a series is [(iteration, value)].
 """
 
 from __future__ import annotations
@@ -28,6 +30,19 @@ def curve_figure(series: dict[str, Sequence[tuple[float, float]]], title: str, y
                       xaxis_title="TTT iteration", yaxis_title=y_title, yaxis_type="log" if log_y else "linear",
                       legend=dict(orientation="h", y=-0.3))
     return fig
+
+
+def loss_curve(run, current: Optional[int] = None):
+    """A run's loss over iterations (total, and each term when there are
+    several) on a log axis; run: a `ttt.Run`."""
+    return curve_figure(run.loss_series(), "loss", "MSE", current=current, log_y=True)
+
+
+def islands_curve(counts: Sequence[tuple[int, int]], teacher: int, tau: float, current: Optional[int] = None):
+    """Island count per snapshot, [(iteration, count)], beside the teacher's
+    own count as a flat line over the same iterations."""
+    ends = [(counts[0][0], teacher), (counts[-1][0], teacher)] if len(counts) else []
+    return curve_figure({"APM": counts, "teacher": ends}, f"islands at τ = {tau:.2f}", "count", current=current)
 
 
 def log_ticks(values: Iterable[float], most: int = 7) -> tuple[list[float], list[str]]:

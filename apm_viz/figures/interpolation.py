@@ -2,7 +2,8 @@
 images' trigger columns, decoded to RGB frames and their island maps.
 
 Screen: `walk_gif`, the decoded frames as a looping GIF (the page shows
-the frames themselves with `figures.maps.upscale`). Slides and files:
+the frames themselves with `figures.maps.upscale`); `strip`, the frames
+side by side in one picture. Slides and files:
 `interpolation_figure`, the walk as a strip labelled i/n; `walk_frames` and
 `walk_animation_bytes`, the walk as a GIF or an MP4 stamped with i/n.
 """
@@ -119,6 +120,18 @@ def walk_animation_bytes(frames: np.ndarray, steps: Sequence[int], n: int, fmt: 
     loop does not pause at its last frame, a one-way walk holds B for 1 s."""
     pictures = walk_frames(frames, steps, n, style, islands, names, bounce)
     return animation_to_bytes(pictures, fmt, fps, hold_last=0.0 if bounce else 1.0)
+
+
+def strip(frames: Sequence[np.ndarray], size: int = 128, gap: int = 4) -> np.ndarray:
+    """Frames (h, w, 3) in [0, 1] side by side, each `size` px (nearest
+    neighbour), `gap` px of white between: (size, K * size + (K - 1) * gap, 3) uint8."""
+    if not len(frames):
+        raise ApmVizError("no frames to draw")
+    canvas = np.full((size, len(frames) * size + (len(frames) - 1) * gap, 3), 255, np.uint8)
+    for k, frame in enumerate(frames):
+        x = k * (size + gap)
+        canvas[:, x : x + size] = upscale(frame, size)
+    return canvas
 
 
 def walk_gif(frames: Sequence[np.ndarray], size: int = 224, duration_ms: int = 150,

@@ -72,14 +72,8 @@ class Talk:
         return self.result.run.iterations
 
     def frame_index(self, iteration: Optional[int]) -> int:
-        """Index of the snapshot at `iteration` (the last one taken before it; None: the last)."""
-        its = self.iterations
-        if not its:
-            raise ApmVizError("this run has no snapshots to export")
-        if iteration is None:
-            return len(its) - 1
-        before = [k for k, i in enumerate(its) if i <= iteration]
-        return before[-1] if before else 0
+        """Index of the snapshot at `iteration` (see `frame_index`)."""
+        return frame_index(self.iterations, iteration)
 
     def stamp(self, k: int) -> str:
         snap = self.result.run.snapshots[k]
@@ -96,6 +90,17 @@ class Talk:
 
     def animation_names(self) -> list[str]:
         return [n for n in ANIMATIONS if self.three_d or n != "tsne3d"]
+
+
+def frame_index(iterations: list[int], iteration: Optional[int]) -> int:
+    """Index of the snapshot at `iteration` among a run's snapshot `iterations`
+    (the last one taken before it; None: the last)."""
+    if not iterations:
+        raise ApmVizError("this run has no snapshots to export")
+    if iteration is None:
+        return len(iterations) - 1
+    before = [k for k, i in enumerate(iterations) if i <= iteration]
+    return before[-1] if before else 0
 
 
 def _new_figure(name: str, style: Style, size: Optional[tuple[float, float]] = None):
@@ -199,25 +204,17 @@ def _method(p: Projection) -> str:
     return {"tsne": "t-SNE", "sklearn-tsne": "t-SNE (scikit-learn, frames independent)"}.get(p.config.method, "PCA")
 
 
-def _loss_series(talk: Talk) -> dict[str, list[tuple[int, float]]]:
-    run = talk.result.run
-    series = {"total": run.losses}
-    if len(run.terms) > 1:
-        series.update(run.terms)
-    return series
-
-
 def loss_figure(talk: Talk, style: Style, current: Optional[int] = None):
     fig = _new_figure("loss", style)
     ax = fig.add_subplot()
-    for name, pts in _loss_series(talk).items():
+    for name, pts in talk.result.run.loss_series().items():
         if pts:
             x, y = zip(*pts)
             ax.plot(x, y, label=name)
     ax.set_yscale("log")
     from matplotlib.ticker import NullLocator
 
-    ticks, labels = log_ticks(y for pts in _loss_series(talk).values() for _, y in pts)
+    ticks, labels = log_ticks(y for pts in talk.result.run.loss_series().values() for _, y in pts)
     if ticks:
         ax.set_yticks(ticks, labels)
         ax.yaxis.set_minor_locator(NullLocator())
@@ -311,9 +308,9 @@ def plotly_figure(talk: Talk, name: str, style: str = "light", frame: Optional[i
         fig = scatter_figure(p.coords[k], p.colors[k], f"2-D {_method(p)}  ·  iteration {it}")
         fig.update_traces(marker_size=np.sqrt(_point_size(len(p.coords[k]), 7.0)) * 100 / 72)
     elif name == "loss":
-        fig = curve_figure(_loss_series(talk), "loss", "loss (MSE)", current=it, log_y=True)
+        fig = curve_figure(talk.result.run.loss_series(), "loss", "loss (MSE)", current=it, log_y=True)
         fig.update_traces(mode="lines")
-        ticks, labels = log_ticks(y for pts in _loss_series(talk).values() for _, y in pts)
+        ticks, labels = log_ticks(y for pts in talk.result.run.loss_series().values() for _, y in pts)
         fig.update_yaxes(tickvals=ticks, ticktext=labels)
     elif name == "islands":
         fig = curve_figure({"APM": res.islands}, f"islands at τ = {res.settings.tau:.2f}", "islands", current=it)

@@ -1,7 +1,7 @@
 """Every benchmark in one run, so the ratios compare numbers taken under the
 same conditions; results go to bench/results.json (BENCHMARKS.md explains them).
 
-    python bench/run_all.py [--quick] [--only ttt,film,tsne,authors,fig2,memory,ray]
+    python bench/run_all.py [--quick] [--only ttt,film,tsne,authors,fig2,memory,ray,browser] [--before CHECKOUT]
 
 The whole default run takes about 15-20 minutes on two busy CPU cores.
 """
@@ -17,13 +17,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, log, machine, save  # noqa: E402
 
-SECTIONS = ("ttt", "film", "tsne", "authors", "fig2", "memory", "ray")
+SECTIONS = ("ttt", "film", "tsne", "authors", "fig2", "memory", "ray", "browser")
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true", help="fewer presets and grids")
     p.add_argument("--only", default=",".join(SECTIONS))
+    p.add_argument("--before", type=Path, help="browser: an older checkout measured beside this one")
     a = p.parse_args(argv)
     only = set(a.only.split(","))
     if RESULTS.exists() and only == set(SECTIONS):
@@ -90,6 +91,11 @@ def main(argv=None) -> int:
         import bench_ray
 
         save("ray", bench_ray.bench(quick=a.quick))
+    if "browser" in only:
+        # The page in headless Chromium on a fresh server, beside the same film in the engine alone.
+        import bench_browser
+
+        save("browser", bench_browser.bench(before=a.before))
     log(f"all benchmarks: {time.perf_counter() - t0:.0f} s; results in {RESULTS}")
     return 0
 

@@ -84,3 +84,76 @@ def test_bad_upload_shows_one_line_and_keeps_working(page, tmp_path):
     page.get_by_text("Press Run to start test-time training.").wait_for(timeout=60_000)
     _no_exception(page)
     _shot(page, "upload.png")
+
+
+def _fill(page, label: str, value: int) -> None:
+    box = page.get_by_label(label)
+    box.fill(str(value))
+    box.press("Enter")
+    _idle(page)
+
+
+def _goto(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+    page.get_by_role("heading", name=title if title != "Islands" else "Islands of agreement").first.wait_for()
+    _idle(page, 600_000)
+
+
+def test_every_page_with_a_dinov3_teacher():
+    """A server of its own, a session that picks DINOv3 (patch 16, random init offline) and goes through every page."""
+    with streamlit_server() as server, chromium() as browser:
+        pg = open_page(browser, server.url)  # a busy 2-core machine renders each tick's figures slowly
+        try:
+            sidebar = pg.locator('[data-testid="stSidebar"]')
+            sidebar.get_by_text("Teacher weights").first.wait_for()  # the engine has loaded
+            _idle(pg)
+            sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="Teacher").first.click()
+            pg.keyboard.type("dinov3-small ·")  # the list scrolls; typing filters it
+            pg.get_by_role("option", name="dinov3-small · DINOv3").click()
+            sidebar.get_by_text("DINOv3: patch 16 px, width 384").wait_for()
+            _idle(pg)
+            sidebar.get_by_text("16x16 (256 px)").click()
+            _idle(pg)
+            assert sidebar.get_by_role("radio", name="16x16 (256 px)").is_checked()
+            assert "random init" in sidebar.inner_text()
+
+            pg.get_by_text("PCA", exact=True).first.click()  # quicker frames than t-SNE on a busy machine
+            _idle(pg)
+            _fill(pg, "TTT iterations", 10)
+            pg.get_by_role("button", name="Run").first.click()
+            pg.get_by_text("iteration 10/10").first.wait_for()
+            _idle(pg)
+            _no_exception(pg)
+            assert pg.get_by_text("APM islands").count() >= 1
+
+            _goto(pg, "Teacher vs APM")
+            _fill(pg, "TTT iterations", 20)
+            pg.get_by_role("button", name="Run").first.click()
+            pg.get_by_text("iteration 20/20").first.wait_for()
+            _idle(pg)
+            pg.get_by_text("Mean relative L1 error").first.wait_for()
+            _no_exception(pg)
+
+            _goto(pg, "Latent interpolation")
+            _fill(pg, "Fit iterations", 20)
+            pg.get_by_role("button", name="Fit", exact=True).first.click()
+            pg.get_by_text("Smoothness (RGB)").first.wait_for()
+            assert "teacher dinov3-small (random)" in pg.locator('[data-testid="stMain"]').inner_text()
+            _no_exception(pg)
+
+            _goto(pg, "Boring video")
+            pg.get_by_text("APM and the teacher 16x16").first.wait_for()
+            _no_exception(pg)
+
+            _goto(pg, "Efficiency")
+            pg.get_by_role("button", name="Measure").click()
+            pg.get_by_text("Fastest APM field").first.wait_for()
+            assert "against dinov3-small" in pg.locator('[data-testid="stMain"]').inner_text()
+            _no_exception(pg)
+            _shot(pg, "dinov3-efficiency.png")
+        except Exception:
+            _shot(pg, "dinov3-failure.png")
+            raise
+        finally:
+            pg.context.close()
+        assert "Traceback" not in server.log(), server.log()[-3000:]

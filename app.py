@@ -12,7 +12,8 @@ st.set_page_config(page_title="apm-viz: islands of agreement", page_icon="üèùÔ∏
 # (a direct link to a page would then run it without this script and its sidebar).
 PAGES = Path(__file__).parent / "views"
 TITLES = {"islands": "Islands", "teacher_vs_apm": "Teacher vs APM", "interpolation": "Latent interpolation",
-          "boring_video": "Boring video", "efficiency": "Efficiency"}
+          "boring_video": "Boring video", "efficiency": "Efficiency",
+          "classification": "Test-time classification"}
 
 
 def _pages():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -98,6 +99,27 @@ def load_labels(spec: Union[str, os.PathLike]) -> LabelSet:
                               "of the labels)")
         seen[_norm(n)] = i
     return LabelSet(path.name, tuple(names))
+
+
+def keep_label_file(data: bytes, name: str = "labels.txt") -> Path:
+    """Store an uploaded label file where every process of this machine can read it
+    ($APM_VIZ_CACHE_DIR/labels/<content hash>/<name>) and check it: returns its path,
+    or raises ApmVizError with one line, as `load_labels` does."""
+    import hashlib
+    import re
+
+    root = Path(os.environ.get("APM_VIZ_CACHE_DIR", Path.home() / ".cache" / "apm-viz")) / "labels"
+    clean = re.sub(r"[^\w.-]+", "_", Path(str(name)).name).strip("._")[:60] or "labels.txt"
+    if len(data) > MAX_FILE_BYTES:
+        raise ApmVizError(f"{clean}: a label file is at most {MAX_FILE_BYTES // 2**20} MB")
+    path = root / hashlib.sha256(data).hexdigest()[:16] / clean
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    load_labels(path)
+    return path
 
 
 def templates(kind: str = "openai") -> tuple[str, ...]:

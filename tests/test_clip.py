@@ -8,7 +8,7 @@ import torch
 
 from apm_viz.clip import CLIP_MODELS, HUB_FILES, ClipWeightsSource, _remote, create_clip
 from apm_viz.errors import ApmVizError
-from apm_viz.labels import CIFAR10, LabelSet, load_labels, prompts, templates
+from apm_viz.labels import CIFAR10, LabelSet, keep_label_file, load_labels, prompts, templates
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,19 @@ def test_bad_label_files_give_one_line(tmp_path, content):
     with pytest.raises(ApmVizError) as err:
         load_labels(bad)
     assert "\n" not in str(err.value) and "labels.txt" in str(err.value)
+
+
+def test_an_uploaded_label_file_is_kept_by_its_content_and_checked(tmp_path, monkeypatch):
+    monkeypatch.setenv("APM_VIZ_CACHE_DIR", str(tmp_path))
+    data = "red apple\ngreen pear\n".encode()
+    path = keep_label_file(data, "../my fruit.txt")
+    assert path.parent.parent == tmp_path / "labels" and path.name == "my_fruit.txt"
+    assert path.read_bytes() == data and load_labels(path).names == ("red apple", "green pear")
+    assert keep_label_file(data, "../my fruit.txt") == path  # the same content, the same file
+    assert keep_label_file(b"plum\npear\n", "../my fruit.txt") != path
+    with pytest.raises(ApmVizError) as err:
+        keep_label_file(b"only one\n", "few.txt")
+    assert "\n" not in str(err.value) and "few.txt" in str(err.value)
 
 
 def test_missing_label_file_and_unknown_label(tmp_path):

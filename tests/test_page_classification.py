@@ -91,6 +91,7 @@ def test_page_before_a_run_explains_and_offers_the_settings():
     assert at.radio(key="cls_labels").value == "cifar10"
     assert at.selectbox(key="cls_clip").value == "vit-b-16-openai"
     assert "tiny random CLIP (2 blocks, for tests)" in at.selectbox(key="cls_clip").options
+    assert at.radio(key="cls_recipe").value == "laptop" and at.number_input(key="cls_iters_laptop").value == 250
     assert at.selectbox(key="cls_corruption").options[0] == "clean"
     assert len(at.selectbox(key="cls_corruption").options) == 16
     assert "Press **Run**" in text(at)

@@ -15,7 +15,7 @@ from typing import Hashable, Optional
 import numpy as np
 import streamlit as st
 
-from apm_viz.classify import RECIPES, recipe
+from apm_viz.classify import DEFAULT_RECIPE, RECIPES, recipe
 from apm_viz.classify_job import classify_job
 from apm_viz.clip import CLIP_MODELS, DEFAULT_CLIP, input_size
 from apm_viz.corruptions import CLEAN, CORRUPTIONS, SEVERITIES, Applied
@@ -110,7 +110,8 @@ def setup(choice: Choice) -> Optional[Setup]:
                             format_func=lambda k: CLIP_MODELS[k].title, key="cls_clip")
         weights, weights_ok = _weights()
     with c[2]:
-        name = st.radio("Recipe", list(RECIPES), key="cls_recipe", horizontal=True,
+        name = st.radio("Recipe", list(RECIPES), index=list(RECIPES).index(DEFAULT_RECIPE), key="cls_recipe",
+                        horizontal=True,
                         help="laptop: the small APM at a constant 1e-4; paper: the authors' TTT MLP, "
                              "N(0, 0.01) init, Adam 1e-4 stepped x0.1 every 200 iterations")
         ss.setdefault(f"cls_iters_{name}", RECIPES[name].iters)

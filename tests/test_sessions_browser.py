@@ -97,7 +97,8 @@ def engine_alone(sample: str, seed: int):
     from apm_viz.islands import island_history
     from apm_viz.pipeline import encode
     from apm_viz.teachers import create_teacher
-    from apm_viz.ttt import recommended, run_ttt
+    from apm_viz.recipes import islands_config
+    from apm_viz.ttt import run_ttt
     from apm_viz.worker import fix_threads
 
     before = torch.get_num_threads()
@@ -106,7 +107,7 @@ def engine_alone(sample: str, seed: int):
         teacher = create_teacher("dinov2-small", None, allow_download=True, seed=seed)  # what the sidebar builds
         image = load_image(ROOT / "assets" / sample)
         out = encode(image, teacher, 16)
-        config = recommended("grid", preset="laptop", iters=ITERS, seed=seed)  # random teacher: Automatic -> grid
+        config = islands_config(preset="laptop", iters=ITERS, seed=seed)  # Automatic: the one rule, for every teacher
         run = run_ttt(out, config)
     finally:
         torch.set_num_threads(before)

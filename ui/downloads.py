@@ -58,7 +58,7 @@ def film_talk(choice: Choice, film, pca: bool, tau: float, min_size: int) -> Tal
         cfg3 = film.live_configs["3d"]
         p3, p2 = film.live_projection("3d"), film.live_projection("2d")
     settings = Settings(grid=choice.grid, teacher=name, weights=weights, allow_download=allow_download,
-                        ttt=film.run.config, projection=cfg3, tau=tau, min_size=min_size)
+                        ttt=film.run.config, projection=cfg3, tau=tau, min_size=min_size, recipe=choice.recipe)
     result = result_from_film(film, choice.image, settings, tau, min_size, p3)
     return Talk(result, p2, original_bytes(choice))
 

@@ -19,10 +19,11 @@ import streamlit as st
 
 from apm_viz.figures import curves, maps, projections
 from apm_viz.film import FilmFrames
-from apm_viz.islands import DEFAULT_MIN_SIZE, DEFAULT_TAU, ProjectionConfig
+from apm_viz.islands import DEFAULT_MIN_SIZE, DEFAULT_TAU, ProjectionConfig, islands_text
 from apm_viz.worker import Handle
 
 from . import runs
+from .islands_panels import ALIGNMENT_CAPTION, alignment_curve, alignment_text, authors_panel
 
 #: Figures a session keeps (each a built plotly figure).
 FIGURES_KEPT = 48
@@ -156,6 +157,8 @@ def frames(h: Optional[Handle], opts: Options, image) -> None:
         labels = [s.iteration for s in view.run.snapshots[:n]]
         k = shown_frame(h, labels)
         _draw_frame(view, k, opts)
+        if k < view.frames:  # the authors' frame beside the aligned t-SNE one (authors' recipe only)
+            authors_panel(view, k, view.live_projection("3d").colors[k], h.live and h.status == "running")
 
     draw()
 
@@ -183,9 +186,10 @@ def _draw_frame(view: FilmFrames, k: int, opts: Options) -> None:
     img = view.teacher.image
     cols[0].plotly_chart(figure(view, ("input", sel), lambda: maps.image_figure(img, "input", highlight)),
                          width="stretch", config=NO_BAR)
-    cols[1].plotly_chart(figure(view, ("map", name, k, n3, counts[k][1], opts.alpha, sel), lambda: maps.island_map_figure(
-        p3.colors[k], f"APM islands · {counts[k][1]}", img, opts.alpha, highlight)), width="stretch", config=NO_BAR,
-        key="islands-map")
+    shares = alignment_text(view, k)
+    cols[1].plotly_chart(figure(view, ("map", name, k, n3, counts[k][1], shares, opts.alpha, sel), lambda: maps.island_map_figure(
+        p3.colors[k], f"APM islands · {islands_text(counts[k][1])} · {shares}".rstrip(" ·"), img, opts.alpha,
+        highlight)), width="stretch", config=NO_BAR, key="islands-map")
     cols[2].plotly_chart(figure(view, ("2d", name, k, n3, sel), lambda: projections.scatter_figure(
         p2.coords[k], p2.colors[k], f"2-D {name}", selected=picked or None)), width="stretch",
         key=f"scatter2d_{h}x{w}", on_select="rerun", selection_mode=("points", "box", "lasso"))
@@ -196,7 +200,7 @@ def _draw_frame(view: FilmFrames, k: int, opts: Options) -> None:
         st.caption("PCA preview of this iteration; its aligned t-SNE frame replaces it when it lands.")
     if picked:
         st.caption(f"{len(picked)} locations selected in the 2-D plot are lit on the input and the map.")
-    cols = st.columns([1, 2, 2])
+    cols = st.columns([1, 2, 2, 2])
     t_name = "t-SNE" if method != "PCA" and view.teacher_projections else "PCA"
     tcfg = ProjectionConfig(dims=3) if t_name == "t-SNE" else ProjectionConfig(method="pca", dims=3)
     t_islands = view.teacher_islands(opts.tau, opts.min_size)
@@ -210,6 +214,10 @@ def _draw_frame(view: FilmFrames, k: int, opts: Options) -> None:
     cols[2].plotly_chart(figure(view, ("count", opts.tau, opts.min_size, len(counts), it), lambda: curves.curve_figure(
         {"APM": counts, "teacher": [(first, t_islands), (last, t_islands)]}, f"islands at τ = {opts.tau:.2f}", "count",
         current=it)), width="stretch")
+    rows = view.alignment()
+    with cols[3]:
+        st.plotly_chart(figure(view, ("alignment", len(rows), it), lambda: alignment_curve(rows, it)), width="stretch")
+        st.caption(ALIGNMENT_CAPTION)
 
 
 def _teacher_colors(view: FilmFrames, config: ProjectionConfig) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The shared sidebar: image source, teacher and its weights, preset, grid, loss, seed.
+"""The shared sidebar: image source, teacher and its weights, preset, grid, supervision,
+query, seed, and an "Advanced" part with every other engine option of a run.
 
 Bad input (an unreadable upload, a wrong weights file) shows one line and the
 previous good choice stays in use, so nothing computed is lost.
@@ -7,7 +8,7 @@ previous good choice stays in use, so nothing computed is lost.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -16,7 +17,9 @@ import streamlit as st
 from apm_viz.errors import ApmVizError
 from apm_viz.images import LoadedImage, load_image
 from apm_viz.model import PRESETS
+from apm_viz.recipes import QUERIES, QUERY_CAN_SHOW, islands_config, resolve_loss, resolve_query
 from apm_viz.teachers import DEFAULT_TEACHER, TEACHERS, Teacher, TeacherOutput
+from apm_viz.ttt import TTTConfig
 from apm_viz.weights import list_weights, resolve_weights_path, weights_folder
 
 from .cache import get_teacher, get_teacher_output
@@ -27,6 +30,20 @@ SAMPLES = sorted(p.name for p in ASSETS.glob("*.jpg"))
 WEIGHT_MODES = ("Automatic (cache, hub, else random)", "Local file", "Random init")
 LOSSES = {"auto": "Automatic", "token": "token (the paper's islands)", "grid": "grid (dense distillation)",
           "grid+rgb": "grid + rgb"}
+QUERY_LABELS = {"auto": "the recipe's", "figure": f"{QUERIES['figure']} (the paper's figure)",
+                "authors": f"{QUERIES['authors']} (the authors' code)"}
+#: The Islands page's recipe toggle keeps its value here, so every page's choice knows it.
+RECIPE_KEY = "recipe"
+
+
+@dataclass(frozen=True)
+class Advanced:
+    """Engine options of a run that the sidebar's "Advanced" part sets; None keeps the recipe's."""
+
+    pooling: Optional[str] = None
+    init_std: Optional[float] = None  # 0: PyTorch's default init
+    lr: Optional[float] = None
+    lr_step: Optional[int] = None  # 0: constant
 
 
 @dataclass(frozen=True)
@@ -40,10 +57,25 @@ class Choice:
     preset: str
     loss: str
     seed: int
+    query: str = "auto"
+    recipe: str = "aligned"
+    advanced: Advanced = Advanced()
 
     @property
     def key(self) -> tuple:
-        return (self.image.sha256, self.teacher_key, self.grid, self.preset, self.loss, self.seed)
+        return (self.image.sha256, self.teacher_key, self.grid, self.preset, self.loss, self.seed, self.query,
+                self.recipe, self.advanced)
+
+    def ttt_config(self, iters: Optional[int] = None) -> TTTConfig:
+        """The islands run this choice asks for (`recipes.islands_config`, the command line's rule)."""
+        a = self.advanced
+        cfg = islands_config(self.loss, self.query, self.recipe, preset=self.preset, iters=iters, seed=self.seed,
+                             pooling=a.pooling, lr=a.lr)
+        if a.init_std is not None:
+            cfg = replace(cfg, init_std=a.init_std or None)
+        if a.lr_step is not None:
+            cfg = replace(cfg, lr_step=a.lr_step or None)
+        return cfg
 
 
 def _image() -> Optional[LoadedImage]:
@@ -150,18 +182,42 @@ def render() -> Optional[Choice]:
         preset = st.selectbox("APM preset", list(PRESETS), index=list(PRESETS).index("laptop"), key="preset",
                               help="laptop: seconds on a CPU; paper / paper-ttt: the paper's sizes (GPU-sized)")
         loss = st.selectbox("Supervision", list(LOSSES), format_func=LOSSES.get, key="loss")
-        if loss == "auto" and teacher is not None:
-            loss = "token" if teacher.weights.pretrained else "grid"
-            st.caption(f"Automatic → **{loss}**: " + (
-                "the paper's islands experiment (only the teacher's CLS token is supervised)."
-                if loss == "token" else
-                "with a random teacher, token supervision only shows positional-code blocks; "
-                "the grid carries the image's structure."))
+        if loss == "auto":
+            loss = resolve_loss(loss)
+            st.caption(f"Automatic → **{loss}**, for every teacher and weight source: the paper's islands "
+                       "experiment (only the teacher's global token is supervised).")
+        recipe = st.session_state.get(RECIPE_KEY, "aligned")
+        query = st.radio("Query at each location", list(QUERY_LABELS), format_func=QUERY_LABELS.get, key="query",
+                         help="The recipe's: the figure's for this project's recipe, the authors' for theirs")
+        st.caption(QUERY_CAN_SHOW[resolve_query(query, recipe)])
+        advanced = _advanced()
     if image is None or teacher is None:
         return None
     if teacher.weights.warning:
         st.warning(teacher.weights.warning, icon="⚠️")
-    return Choice(image, teacher, teacher_key, grid, preset, loss, seed)
+    return Choice(image, teacher, teacher_key, grid, preset, loss, seed, query, recipe, advanced)
+
+
+def _advanced() -> Advanced:
+    """Pooling, initialisation, learning rate and its schedule; each "recipe's" until set."""
+    with st.expander("Advanced"):
+        st.caption("Islands runs only; \"recipe's\" keeps what the recipe on the Islands page sets.")
+        pooling = st.selectbox("Pooling to the global output", (None, "mean", "attention"), key="adv_pooling",
+                               format_func=lambda p: {None: "recipe's", "mean": "mean",
+                                                      "attention": "attention (8 heads)"}[p])
+        init = st.selectbox("Initialisation", ("recipe's", "PyTorch default", "N(0, std)"), key="adv_init")
+        init_std = {"recipe's": None, "PyTorch default": 0.0}.get(init)
+        if init == "N(0, std)":
+            init_std = float(st.number_input("std", 1e-4, 1.0, 0.01, step=0.005, format="%.4f", key="adv_std"))
+        lr = None
+        if st.checkbox("Set the learning rate", key="adv_set_lr"):
+            lr = float(st.number_input("Adam learning rate", 1e-6, 1e-1, 1e-4, format="%.1e", key="adv_lr"))
+        schedule = st.selectbox("Learning-rate schedule", ("recipe's", "constant", "x0.1 every N iterations"),
+                                key="adv_schedule")
+        lr_step = {"recipe's": None, "constant": 0}.get(schedule)
+        if schedule.startswith("x0.1"):
+            lr_step = int(st.number_input("N", 10, 5000, 200, step=10, key="adv_step"))
+    return Advanced(pooling, init_std, lr, lr_step)
 
 
 def teacher_output(choice: Choice) -> TeacherOutput:

@@ -4,9 +4,10 @@ from wholes into parts. The run trains in a worker process; this page reads it."
 import streamlit as st
 
 from apm_viz.jobs import film_job
-from apm_viz.ttt import recommended
+from apm_viz.recipes import ALIGNED_ITERS
 from ui import islands_view as iv
 from ui import runs
+from ui.islands_panels import honesty_note, queries_note, recipe_toggle
 from ui.downloads import export_panel
 from ui.sidebar import teacher_output
 from ui.state import film_key, require_choice
@@ -16,14 +17,15 @@ choice = require_choice()
 
 ss = st.session_state
 top = st.columns([1, 1, 1, 1, 1, 2])
-iters = int(top[5].number_input("TTT iterations", 10, 2000, 250, step=10, key="iters"))
+ss.setdefault("iters", ALIGNED_ITERS)  # the recipe toggle sets it too: no second default here
+iters = int(top[5].number_input("TTT iterations", 10, 2000, step=10, key="iters"))
+recipe_toggle(top[5])
 key = film_key(choice, iters)
 run = runs.current("islands", key)
 
 
 def new_job():
-    config = recommended(choice.loss, preset=choice.preset, iters=iters, seed=choice.seed)
-    return film_job(key, teacher_output(choice), config, seed=choice.seed)
+    return film_job(key, teacher_output(choice), choice.ttt_config(iters), seed=choice.seed)
 
 
 fresh = run is None or run.status in ("cancelled", "failed")
@@ -57,11 +59,14 @@ with st.expander("What you are looking at", expanded=run is None):
         "one, so colours keep their meaning); locations with similar vectors get similar colours. "
         "A PCA preview of each snapshot is shown at once, until its t-SNE frame lands. "
         "An **island** is a connected region whose neighbours agree (cosine similarity ≥ τ). "
-        "Early iterations show blocks that follow the positional code; later, parts.")
+        "Early iterations show blocks that follow the positional code; later, parts. "
+        "The query decides what the islands can follow:\n" + queries_note())
 
 opts = iv.options()
 ss["islands_drawn"] = iv.drawn_state(run)
 iv.progress_line(run)
+if run is not None:
+    honesty_note(run.view)
 if run is not None and run.view.run.status == "diverged":
     st.error(run.view.run.message)
 elif run is not None and run.view.run.status == "cancelled":

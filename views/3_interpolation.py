@@ -6,6 +6,7 @@ import streamlit as st
 
 from apm_viz import interpolate as itp
 from apm_viz.figures.maps import upscale
+from apm_viz.islands import islands_text
 from apm_viz.jobs import MemoryJob
 from ui import interp_view as iv
 from ui import runs
@@ -80,7 +81,7 @@ player[1].image(iv.gif(entry), caption="the walk, there and back (GIF)", width="
 # -- islands in one colour space --------------------------------------------------------
 with player[2]:
     proj, counts = iv.walk_islands(entry, opts.method, choice.seed)
-    st.image(upscale(proj.colors[k], iv.LARGE), caption=f"islands at {labels[k]} · {counts[k]} islands",
+    st.image(upscale(proj.colors[k], iv.LARGE), caption=f"islands at {labels[k]} · {islands_text(counts[k])}",
              width="stretch")
 st.subheader("Islands along the walk")
 st.caption("Every field projected together, so a colour means the same thing in every frame.")

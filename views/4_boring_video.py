@@ -12,7 +12,8 @@ from apm_viz.figures.maps import Panel, image_figure, island_map_figure, upscale
 from apm_viz.figures.projections import camera_from_angles, scatter_figure
 from apm_viz.figures.video import boring_video_figure
 from apm_viz.names import safe_stem
-from apm_viz.islands import DEFAULT_MIN_SIZE, DEFAULT_TAU, Projection, ProjectionConfig, count_islands, project
+from apm_viz.islands import (DEFAULT_MIN_SIZE, DEFAULT_TAU, Projection, ProjectionConfig, count_islands, islands_text,
+                             project)
 from apm_viz.weights import list_weights, resolve_weights_path, weights_folder
 from apm_viz.video import (BLOCK_GRIDS, DEFAULT_BLOCK, FRAMES, LOW_BLOCKS, BoringVideo, BoringVideoOutput,
                            create_boring_video, pool_field)
@@ -170,20 +171,20 @@ with maps[0]:
     st.plotly_chart(image_figure(tokens.image, "input (each of 16 frames)"), width="stretch", key="video_input",
                     config={"displayModeBar": False})
 with maps[1]:
-    st.plotly_chart(island_map_figure(mv.colors[0], f"MViTv2 block {block}, frame {frame} · {mv_count} islands"),
+    st.plotly_chart(island_map_figure(mv.colors[0], f"MViTv2 block {block}, frame {frame} · {islands_text(mv_count)}"),
                     width="stretch", key="video_mvit_map", config={"displayModeBar": False})
 with maps[2]:
     if apm is None:
         st.info("No APM run for this image and these settings yet: run it on the Islands page, then come back.")
         st.page_link("views/1_islands.py", label="Go to the Islands page", icon="🏝️")
     else:
-        st.plotly_chart(island_map_figure(apm[1], f"APM, iteration {apm[3]} · {apm[2]} islands"),
+        st.plotly_chart(island_map_figure(apm[1], f"APM, iteration {apm[3]} · {islands_text(apm[2])}"),
                         width="stretch", key="video_apm_map", config={"displayModeBar": False})
         if apm[3] < apm[4]:
             st.caption(f"The run has reached iteration {apm[3]} of {apm[4]}; it continues on the Islands page.")
 with maps[3]:
-    st.plotly_chart(island_map_figure(dp.colors[0], f"teacher {choice.teacher.name} · {teacher_count} islands"), width="stretch",
-                    key="video_teacher_map", config={"displayModeBar": False})
+    st.plotly_chart(island_map_figure(dp.colors[0], f"teacher {choice.teacher.name} · {islands_text(teacher_count)}"),
+                    width="stretch", key="video_teacher_map", config={"displayModeBar": False})
 
 with st.expander("Export for slides"):
     style, fmt, dpi = slide_options("video_export")
@@ -232,7 +233,7 @@ if st.checkbox(f"Show block {block} in all {FRAMES} frames", key="video_all_fram
     cols = st.columns(FRAMES)
     for t, col in enumerate(cols):
         col.image(upscale(allp.colors[t], 160), width="stretch",
-                  caption=f"frame {t} · {counts[t]} islands · Δ{frame} {vs_chosen[t]:.3f}")
+                  caption=f"frame {t} · {islands_text(counts[t])} · Δ{frame} {vs_chosen[t]:.3f}")
     st.dataframe({"token frame": list(range(FRAMES)), f"vs frame {frame}": np.round(vs_chosen, 4),
                   "vs previous frame": np.round(vs_previous, 4), "islands": counts}, hide_index=True)
     st.caption(f"One colour space for all frames ({note}). Δ is the relative Frobenius distance of a frame's "

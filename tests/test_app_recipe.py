@@ -57,14 +57,17 @@ def test_advanced_options_and_the_authors_recipe_reach_the_run():
     at.run()
     choice = at.session_state["choice"]
     assert choice.recipe == "authors" and at.number_input(key="iters").value == 1200
-    at.number_input(key="iters").set_value(3)
+    at.number_input(key="iters").set_value(10)  # the widget's smallest
     at.run()
-    assert at.session_state["choice"].ttt_config(3) == islands_config(recipe="authors", preset="laptop", iters=3,
-                                                                      seed=0)
+    assert at.session_state["choice"].ttt_config(10) == islands_config(recipe="authors", preset="laptop", iters=10,
+                                                                       seed=0)
     click(at, "Run")
     run_to_end(at)
     assert not at.exception
-    film = films(at)[film_key(at.session_state["choice"], 3)]  # (a finished film of an earlier test may be shared)
+    key = film_key(at.session_state["choice"], 10)  # (a finished film of an earlier test may be shared)
+    assert key in films(at), [k[-4:] for k in films(at)]
+    film = films(at)[key]
+    assert film.run.iterations[-1] == 10
     assert film.run.config.apm_config().pooling == "attention" and not film.run.config.apm_config().local_patch
     titles = chart_titles(at)
     assert any(t.startswith("authors'") for t in titles) and any(t.startswith("aligned") for t in titles), titles

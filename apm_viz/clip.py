@@ -154,12 +154,14 @@ class ClipTeacher:
         pre = getattr(visual, "preprocess_cfg", {}) or {}
         self.size = int(visual.image_size[0])
         self.patch = int(visual.patch_size[0])
-        self.mean = torch.tensor(pre.get("mean", (0.48145466, 0.4578275, 0.40821073))).view(1, 3, 1, 1)
-        self.std = torch.tensor(pre.get("std", (0.26862954, 0.26130258, 0.27577711))).view(1, 3, 1, 1)
+        mean = tuple(float(v) for v in pre.get("mean", (0.48145466, 0.4578275, 0.40821073)))
+        std = tuple(float(v) for v in pre.get("std", (0.26862954, 0.26130258, 0.27577711)))
+        self.mean = torch.tensor(mean).view(1, 3, 1, 1)
+        self.std = torch.tensor(std).view(1, 3, 1, 1)
         self.logit_scale = float(model.logit_scale.detach().exp())
-        # The APM folds the image at the tower's patch, normalised as CLIP sees it.
-        self.normalisation = Normalisation(tuple(float(v) for v in self.mean.flatten()),
-                                           tuple(float(v) for v in self.std.flatten()))
+        # The APM folds the image at the tower's patch, normalised as CLIP sees it; the record keeps
+        # the config's own numbers (a float32 tensor would round them).
+        self.normalisation = Normalisation(mean, std)
 
     @property
     def grid(self) -> int:

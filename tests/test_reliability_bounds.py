@@ -52,8 +52,8 @@ def test_a_film_one_session_stores_is_found_by_another_and_the_oldest_goes():
 
 
 def test_teacher_cache_keeps_three_models():
-    # A tiny timm ViT keeps this cheap; the cache does not care which model it holds.
-    name = "vit_tiny_patch16_224"
+    # The registry's smallest teacher keeps this cheap; the cache does not care which model it holds.
+    name = "dinov2-small"
     built = [get_teacher(name, "random", False, seed) for seed in (101, 102, 103, 104)]
     assert len({id(t) for t in built}) == 4
     assert get_teacher(name, "random", False, 104) is built[3]  # kept

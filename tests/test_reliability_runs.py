@@ -196,6 +196,6 @@ def test_cli_refuses_a_too_large_run_with_exit_2(sample_path, tmp_path, monkeypa
                    "--preset", "paper", "--iters", "10"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
-    assert len(err) - sum(line.startswith("teacher ") for line in err) == 1  # one error line after the log line
+    assert sum(line.startswith("error:") for line in err) == 1  # one error line, after the run's log lines
     assert err[-1].startswith("error: this run needs about") and "preset paper" in err[-1] and "224x224 px" in err[-1]
     assert not (tmp_path / "out").exists()

@@ -138,7 +138,7 @@ def test_ctrl_c_keeps_rows_and_the_next_run_resumes(cluster, dataset, reference,
         evaluate.run(dataset, SETTINGS, tmp_path, ["clean"], [0], runner=runner, progress=interrupt_after_first)
         time.sleep(30)  # not reached unless the interrupt came after the last row
     kept = (tmp_path / RESULTS).read_text().splitlines()
-    assert 1 <= len(kept) < 4 and [json.loads(x)["id"] for x in kept] == seen[:len(kept)]
+    assert len(kept) == 1 and json.loads(kept[0])["id"] == seen[0]  # committed before the progress call that stopped the run
     assert json.loads((tmp_path / "summary.json").read_text())["rows"] == len(kept)
     assert runner.actors == []
 

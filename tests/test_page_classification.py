@@ -36,7 +36,7 @@ def open_page(**widgets) -> AppTest:
 
 
 def tiny_page(**widgets) -> AppTest:
-    settings = dict(cls_clip="tiny", cls_weights="random", cls_templates="single", cls_iters_laptop=ITERS)
+    settings = dict(cls_clip="tiny", cls_weights_mode="Random init", cls_templates="single", cls_iters_laptop=ITERS)
     settings.update(widgets)
     return open_page(**settings)
 
@@ -96,7 +96,7 @@ def test_page_before_a_run_explains_and_offers_the_settings():
     assert len(at.selectbox(key="cls_corruption").options) == 16
     assert "Press **Run**" in text(at)
     assert not next(b for b in at.button if b.label == "Run").disabled
-    at.radio(key="cls_weights").set_value("random")
+    at.radio(key="cls_weights_mode").set_value("Random init")
     at.run()
     assert HEADLINE in text(at)
 
@@ -142,11 +142,11 @@ def test_slides_of_the_run_are_offered(finished):
 
 
 def test_a_missing_weights_file_is_one_line_and_run_waits():
-    at = tiny_page(cls_weights="file")
+    at = tiny_page(cls_weights_mode="Local file")
     assert not at.exception
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and "\n" not in errors[0] and "No weights files" in errors[0]
     assert next(b for b in at.button if b.label == "Run").disabled
-    at.radio(key="cls_weights").set_value("random")
+    at.radio(key="cls_weights_mode").set_value("Random init")
     at.run()
     assert not at.error and not next(b for b in at.button if b.label == "Run").disabled

@@ -26,16 +26,15 @@ from apm_viz.figures.maps import island_map_figure
 from apm_viz.islands import ProjectionConfig, count_islands, project
 from apm_viz.labels import TEMPLATE_SETS, keep_label_file
 from apm_viz.names import safe_stem
-from apm_viz.weights import list_weights, resolve_weights_path, weights_folder
 from apm_viz.worker import Handle
 
 from . import runs
 from .downloads import figure_button, slide_options
 from .sidebar import Choice
+from .weights import PENDING, weights_choice
 
 PAGE = "classify"
 LABEL_SETS = {"cifar10": "CIFAR-10 (10 classes)", "imagenet": "ImageNet-1k (1000)", "file": "My label file"}
-WEIGHTS = {"auto": "Automatic (cache, hub, else random)", "file": "Local file", "random": "Random init"}
 TEMPLATE_TEXT = {"openai": "openai (80 prompts per class)", "simple": "simple (7)", "single": "single (1)"}
 RANDOM_HEADLINE = "Random weights: these predictions are chance and mean nothing."
 NO_BAR = {"displayModeBar": False}
@@ -70,20 +69,9 @@ def _labels() -> Optional[str]:
 
 def _weights() -> tuple[Optional[str], bool]:
     """(weights for `create_clip`, ok): None = automatic, "random", or a file in the weights folder."""
-    mode = st.radio("CLIP weights", list(WEIGHTS), format_func=WEIGHTS.get, key="cls_weights")
-    if mode == "auto":
-        return None, True
-    if mode == "random":
-        return "random", True
-    files = list_weights()
-    if not files:
-        st.error(f"No weights files in {weights_folder()}: put open_clip's .safetensors or .bin there.")
-        return None, False
-    try:
-        return str(resolve_weights_path(st.selectbox(f"File in {weights_folder()}", files, key="cls_file"))), True
-    except ApmVizError as err:
-        st.error(str(err))
-        return None, False
+    weights = weights_choice("CLIP weights", "Automatic (cache, hub, else random)", "cls_", "",
+                             empty="put open_clip's .safetensors or .bin there.")
+    return (None, False) if weights is PENDING else (weights, True)
 
 
 @st.cache_data(max_entries=32, show_spinner="Preparing the picture CLIP sees…")

@@ -20,14 +20,13 @@ from apm_viz.model import PRESETS
 from apm_viz.recipes import QUERIES, QUERY_CAN_SHOW, islands_config, resolve_loss, resolve_query
 from apm_viz.teachers import DEFAULT_TEACHER, TEACHERS, Teacher, TeacherOutput
 from apm_viz.ttt import TTTConfig
-from apm_viz.weights import list_weights, resolve_weights_path, weights_folder
 
 from .cache import get_teacher, get_teacher_output
 from .uploads import image_uploader
+from .weights import PENDING, weights_choice
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SAMPLES = sorted(p.name for p in ASSETS.glob("*.jpg"))
-WEIGHT_MODES = ("Automatic (cache, hub, else random)", "Local file", "Random init")
 LOSSES = {"auto": "Automatic", "token": "token (the paper's islands)", "grid": "grid (dense distillation)",
           "grid+rgb": "grid + rgb"}
 QUERY_LABELS = {"auto": "the recipe's", "figure": f"{QUERIES['figure']} (the paper's figure)",
@@ -110,27 +109,12 @@ def _teacher(seed: int) -> tuple[Optional[Teacher], Optional[tuple]]:
     names = list(TEACHERS)
     name = st.selectbox("Teacher", names, index=names.index(DEFAULT_TEACHER), key="teacher_name",
                         format_func=lambda n: f"{n} · {TEACHERS[n].family_info.name}")
-    mode = st.radio("Teacher weights", WEIGHT_MODES, key="weights_mode")
-    weights: Optional[str] = None
+    weights = weights_choice("Teacher weights", "Automatic (cache, hub, else random)", "",
+                             "Put the teacher's weights (.safetensors or .pth; timm's or the publisher's file, "
+                             "e.g. Meta's DINOv3 .pth) in this folder.")
+    if weights is PENDING:
+        return ss.get("good_teacher"), ss.get("good_teacher_key")
     allow_download = True
-    if mode == "Local file":
-        files = list_weights()
-        folder = weights_folder()
-        if files:
-            typed = st.selectbox(f"File in {folder}", files, key="weights_file")
-        else:
-            typed = st.text_input(f"File name in {folder}", key="weights_typed",
-                                  help="Put the teacher's weights (.safetensors or .pth; timm's or the "
-                                       "publisher's file, e.g. Meta's DINOv3 .pth) in this folder.")
-        try:
-            weights = str(resolve_weights_path(typed)) if typed else None
-        except ApmVizError as err:
-            st.error(str(err))
-            weights = None
-        if weights is None:
-            return ss.get("good_teacher"), ss.get("good_teacher_key")
-    elif mode == "Random init":
-        weights = "random"
     key = (name, weights, allow_download, seed)
     # A file that failed is not read (nor the model rebuilt) again on every rerun,
     # only once it changes on disk or another choice is made.

@@ -39,7 +39,9 @@ continue the worker process itself (SIGSTOP / SIGCONT), so they take effect at
 once, whatever the run is doing; cancel takes effect at the next step. Owners
 (browser sessions) that leave or change their settings `release` their runs:
 a run no owner holds is cancelled. Finished views go to a store bounded in
-bytes; it keeps only what pages and exports read, never a trainer.
+bytes (`store`); it keeps only what pages and exports read, never a trainer.
+What runs inside a worker process (its threads, its warm-up, the job loop) is
+`worker_process`.
 """
 
 from __future__ import annotations
@@ -52,22 +54,18 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable, Hashable, Iterable, Optional, Protocol
 
-from .errors import ApmVizError
+from .store import Store, store_limit
+from .worker_process import thread_env
 
 #: Environment: how many runs train at once (worker processes).
 MAX_RUNS_ENV = "APM_VIZ_MAX_RUNS"
 #: Environment: torch threads per worker process.
 THREADS_ENV = "APM_VIZ_RUN_THREADS"
-#: Environment: bytes (or 512M, 2G) the store of finished results may hold.
-STORE_ENV = "APM_VIZ_STORE_BYTES"
-DEFAULT_STORE_BYTES = 512 * 2**20
 #: The folder that holds the apm_viz package (a worker imports it from there).
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,86 +99,6 @@ def default_threads(max_runs: int) -> int:
         return max(1, int(value))
     return max(1, (os.cpu_count() or 1) // max_runs)
 
-
-#: Environment a worker process starts with, so every library's thread pool has
-#: `threads` threads from its first use (OpenBLAS and OpenMP spin their threads:
-#: more threads than cores, across runs, measured 100x slower PCA on a busy machine).
-def thread_env(threads: int) -> dict[str, str]:
-    n = str(threads)
-    return {"OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n, "MKL_DYNAMIC": "FALSE",
-            "OMP_DYNAMIC": "FALSE"}
-
-
-def fix_threads(threads: int):
-    """What every worker process does before its first job; a process that wants
-    to compare with a worker's result calls it too. Returns a limiter whose
-    `restore_original_limits()` undoes the BLAS/OpenMP part."""
-    os.environ.update({k: v for k, v in thread_env(threads).items() if k.endswith("DYNAMIC")})
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(threads)
-    return threadpool_limits(threads)
-
-
-# -- the worker process ----------------------------------------------------------------
-
-def _warm_up() -> None:
-    """Import and touch what a first run needs, so its first frame comes at once."""
-    import numpy as np
-
-    from .islands import ProjectionConfig, Projector
-
-    field = np.random.default_rng(0).normal(size=(4, 4, 8)).astype(np.float32)
-    Projector(ProjectionConfig(method="pca", dims=3)).add(field)
-    import openTSNE  # noqa: F401
-    from openTSNE import affinity  # noqa: F401
-
-    import apm_viz.jobs  # noqa: F401  (torch and the engine)
-
-
-def _child(fd: int, threads: int) -> None:
-    """A worker process's entry point: serve jobs on the socket `fd` until told to stop."""
-    _serve(Connection(fd), threads)
-
-
-def _serve(conn, threads: int) -> None:
-    """A worker process: run the jobs the manager sends, one at a time."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's Ctrl-C is the server's
-    fix_threads(threads)
-    _warm_up()
-
-    conn.send(("ready", os.getpid()))
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        if msg[0] == "stop":
-            return
-        if msg[0] != "run":
-            continue  # a control message for a job that already ended
-        _, job_id, job = msg
-        try:
-            work = job.open()
-            while True:
-                while conn.poll() or (work.held and not work.finished):
-                    ctl = conn.recv()
-                    if ctl == "stop":
-                        return
-                    work.control(ctl)
-                update = work.step()
-                conn.send(("update", job_id, update, work.finished, work.held))
-                if work.finished:
-                    break
-        except (EOFError, OSError):
-            return
-        except BaseException as err:  # reported to the page as one line, the process lives on
-            message = str(err) if isinstance(err, ApmVizError) else f"{type(err).__name__}: {err}"
-            conn.send(("error", job_id, message, traceback.format_exc()))
-
-
-# -- the server side ------------------------------------------------------------------
 
 QUEUED, RUNNING, PAUSED, HELD, DONE, CANCELLED, FAILED = (
     "queued", "running", "paused", "held", "done", "cancelled", "failed")
@@ -251,7 +169,7 @@ class _Slot:
         parent, child = socket.socketpair()
         env = dict(os.environ, **thread_env(self.manager.threads))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-        code = f"from apm_viz.worker import _child; _child({child.fileno()}, {self.manager.threads})"
+        code = f"from apm_viz.worker_process import child; child({child.fileno()}, {self.manager.threads})"
         self.process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(child.fileno(),), env=env,
                                         stdin=subprocess.DEVNULL)
         child.close()
@@ -288,7 +206,7 @@ class RunManager:
 
     max_runs: worker processes, i.e. runs that train at once (MAX_RUNS_ENV).
     threads: torch threads per worker (THREADS_ENV; cores / max_runs).
-    store_bytes: what finished views may hold together (STORE_ENV).
+    store_bytes: what finished views may hold together (store.STORE_ENV).
     """
 
     def __init__(self, max_runs: Optional[int] = None, threads: Optional[int] = None,
@@ -561,50 +479,3 @@ class RunManager:
                 slot.process.kill()
             slot.start()  # a fresh process takes its place
             self._changed.notify_all()
-
-
-# -- the store of finished results ----------------------------------------------------
-
-def store_limit() -> int:
-    text = os.environ.get(STORE_ENV, "").strip()
-    if not text:
-        return DEFAULT_STORE_BYTES
-    from .ttt import _parse_bytes
-
-    return _parse_bytes(text)
-
-
-class Store:
-    """Finished views by key, least recently used dropped first, bounded in bytes
-    (`view.nbytes`). A view larger than the whole bound is not kept."""
-
-    def __init__(self, capacity_bytes: int):
-        self.capacity = int(capacity_bytes)
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        return None
-
-    def put(self, key, view) -> None:
-        if int(view.nbytes) > self.capacity:
-            return
-        with self._lock:
-            self._items[key] = view
-            self._items.move_to_end(key)
-            while self._items and self.nbytes > self.capacity:
-                self._items.popitem(last=False)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(int(v.nbytes) for v in self._items.values())
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __contains__(self, key) -> bool:
-        return key in self._items

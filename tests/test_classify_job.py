@@ -14,7 +14,8 @@ from apm_viz.errors import ApmVizError
 from apm_viz.evaluate import EvalSettings
 from apm_viz.images import load_image
 from apm_viz.labels import load_labels
-from apm_viz.worker import CANCELLED, DONE, FAILED, RunManager, fix_threads
+from apm_viz.worker import CANCELLED, DONE, FAILED, RunManager
+from apm_viz.worker_process import fix_threads
 
 WAIT = 600  # seconds a test waits for a run on a busy machine before it fails
 ITERS = 6

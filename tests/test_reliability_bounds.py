@@ -4,7 +4,7 @@ runs each session keeps."""
 
 import threading
 
-from apm_viz.worker import Store
+from apm_viz.store import Store
 from ui.cache import get_teacher
 from ui.runs import RUNS_PER_PAGE
 

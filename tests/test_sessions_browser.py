@@ -99,7 +99,7 @@ def engine_alone(sample: str, seed: int):
     from apm_viz.teachers import create_teacher
     from apm_viz.recipes import islands_config
     from apm_viz.ttt import run_ttt
-    from apm_viz.worker import fix_threads
+    from apm_viz.worker_process import fix_threads
 
     before = torch.get_num_threads()
     limits = fix_threads(int(SERVER_ENV["APM_VIZ_RUN_THREADS"]))

@@ -16,7 +16,9 @@ from apm_viz.errors import ApmVizError
 from apm_viz.film import IslandsFilm
 from apm_viz.jobs import FilmView, MemoryJob, film_job, nbytes_of
 from apm_viz.ttt import TTTConfig, recommended
-from apm_viz.worker import CANCELLED, DONE, FAILED, HELD, PAUSED, QUEUED, RUNNING, RunManager, Store, fix_threads
+from apm_viz.store import Store
+from apm_viz.worker import CANCELLED, DONE, FAILED, HELD, PAUSED, QUEUED, RUNNING, RunManager
+from apm_viz.worker_process import fix_threads
 
 WAIT = 600  # seconds a test waits for a run on a busy machine before it fails
 pytestmark = pytest.mark.timeout(1800)  # worker processes import torch first: slow on a busy machine

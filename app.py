@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import runs, sidebar
+from ui import boot, runs
 
 st.set_page_config(page_title="apm-viz: islands of agreement", page_icon="🏝️", layout="wide")
 
@@ -27,8 +27,12 @@ def _pages():
 
 # st.navigation before any widget: widgets created earlier lose their first change.
 page = st.navigation(_pages())
+boot.start()
+runs.manager()  # the worker processes start with the server's first page: warm by the first Run
+if not boot.ready():  # a fresh server: a first look at once, the full page once the engine has loaded
+    boot.first_look(page.title, islands=page.title == TITLES["islands"])
+
+from ui import sidebar  # noqa: E402  (imports the engine: after the first look)
+
 st.session_state["choice"] = sidebar.render()
-try:
-    page.run()
-finally:
-    runs.manager()  # the worker processes start once the first page is drawn: warm by the first Run
+page.run()

@@ -1,6 +1,8 @@
 """The app in a real browser: `streamlit run app.py` on a loopback port, driven by
 Playwright through Debian's Chromium (never a downloaded browser)."""
 
+import re
+
 import pytest
 
 from real_server import ROOT, chromium, exceptions, have_chromium, idle, open_page, screenshot, streamlit_server
@@ -14,8 +16,14 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def page():
-    with streamlit_server() as server, chromium() as browser:
+def browser():
+    with chromium() as b:  # one per module: Playwright's sync API cannot run two at once in one thread
+        yield b
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    with streamlit_server() as server:
         pg = open_page(browser, server.url)
         idle(pg)
         yield pg
@@ -97,3 +105,26 @@ def _goto(page, title: str) -> None:
     page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
     page.get_by_role("heading", name=title if title != "Islands" else "Islands of agreement").first.wait_for()
     _idle(page, 600_000)
+
+
+def test_a_fresh_server_shows_the_page_at_once_and_keeps_a_run_pressed_while_the_engine_loads(browser):
+    """The first page of a fresh server is drawn before torch is imported: title, image and an enabled
+    Run, with a line saying the engine is loading; a Run pressed then starts by itself once it has."""
+    with streamlit_server() as server:
+        pg = open_page(browser, server.url)
+        pg.locator('[data-testid="stMain"] img').first.wait_for()
+        run = pg.get_by_role("button", name="Run", exact=True).first
+        assert run.is_enabled()
+        assert pg.get_by_text("Loading the engine").count() >= 1  # torch, timm and the teacher: seconds
+        assert pg.locator('[data-testid="stSidebar"]').get_by_text("Teacher weights").count() == 0
+        run.click()
+        # No second press: the run of the default settings appears (queued or training) once the page is full.
+        pg.get_by_text(re.compile(r"iteration \d+/250")).first.wait_for(timeout=900_000)
+        assert pg.locator('[data-testid="stSidebar"]').get_by_text("random init").count() >= 1
+        assert pg.get_by_text("Loading the engine").count() == 0
+        _no_exception(pg)
+        pg.get_by_role("button", name="Reset").click()
+        _idle(pg)
+        _no_exception(pg)
+        pg.context.close()
+        assert "Traceback" not in server.log(), server.log()[-3000:]

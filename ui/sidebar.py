@@ -134,6 +134,11 @@ def _teacher(seed: int) -> tuple[Optional[Teacher], Optional[tuple]]:
     return ss.get("good_teacher"), ss.get("good_teacher_key")
 
 
+def default_teacher_key(name: str) -> tuple:
+    """The key `_teacher` builds for `name` before anything is changed (Automatic weights, seed 0)."""
+    return (name, None, True, 0)
+
+
 def _file_stamp(weights: Optional[str]) -> Optional[tuple]:
     if weights in (None, "random"):
         return None

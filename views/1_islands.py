@@ -5,6 +5,7 @@ import streamlit as st
 
 from apm_viz.jobs import film_job
 from apm_viz.recipes import ALIGNED_ITERS
+from ui import boot
 from ui import islands_view as iv
 from ui import runs
 from ui.islands_panels import honesty_note, queries_note, recipe_toggle
@@ -29,8 +30,9 @@ def new_job():
 
 
 fresh = run is None or run.status in ("cancelled", "failed")
+pressed_on_load = ss.pop(boot.RUN_ON_LOAD, False) and fresh  # Run pressed before the engine had loaded
 if top[0].button("Run", icon=":material/play_arrow:", type="primary", width="stretch",
-                 disabled=run is not None and run.status in ("done", "running", "queued")):
+                 disabled=run is not None and run.status in ("done", "running", "queued")) or pressed_on_load:
     if fresh:
         run = runs.start("islands", key, new_job)
     else:

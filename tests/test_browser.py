@@ -112,10 +112,11 @@ def test_a_fresh_server_shows_the_page_at_once_and_keeps_a_run_pressed_while_the
     Run, with a line saying the engine is loading; a Run pressed then starts by itself once it has."""
     with streamlit_server() as server:
         pg = open_page(browser, server.url)
+        pg.get_by_text("Loading the engine").first.wait_for()  # torch, timm and the teacher take seconds
         pg.locator('[data-testid="stMain"] img').first.wait_for()
         run = pg.get_by_role("button", name="Run", exact=True).first
         assert run.is_enabled()
-        assert pg.get_by_text("Loading the engine").count() >= 1  # torch, timm and the teacher: seconds
+        assert pg.get_by_text("Loading the engine").count() >= 1
         assert pg.locator('[data-testid="stSidebar"]').get_by_text("Teacher weights").count() == 0
         run.click()
         # No second press: the run of the default settings appears (queued or training) once the page is full.

@@ -70,18 +70,23 @@ def first_look(title: str, islands: bool) -> None:
     The elements are sent to the browser as they are drawn, so the image and
     Run are on screen while this script run waits. A click on Run reruns the
     script at the next tick; its callback keeps the wish for the full page."""
+    wanted = st.session_state.get(RUN_ON_LOAD)
+
+    def say(note) -> None:
+        note.info(("Run pressed: it starts as soon as the engine has loaded. " if wanted else "")
+                  + "Loading the engine (torch, timm) and building the teacher, once per server: "
+                  f"{time.perf_counter() - _started_at:.0f} s", icon="⏳")
+
     holder = st.empty()
     with holder.container():
         st.title(title)
+        note = st.empty()
+        say(note)  # before the image: whoever sees the image sees why the sidebar is not there yet
         if islands:
             st.button("Run", icon=":material/play_arrow:", type="primary", key="boot_run",
                       on_click=lambda: st.session_state.update({RUN_ON_LOAD: True}))
             st.image(str(ASSETS / DEFAULT_SAMPLE), caption=DEFAULT_SAMPLE, width=320)
-        wanted = st.session_state.get(RUN_ON_LOAD)
-        note = st.empty()
     while not ready():
-        note.info(("Run pressed: it starts as soon as the engine has loaded. " if wanted else "")
-                  + "Loading the engine (torch, timm) and building the teacher, once per server: "
-                  f"{time.perf_counter() - _started_at:.0f} s", icon="⏳")
         time.sleep(TICK_SECONDS)
+        say(note)
     holder.empty()

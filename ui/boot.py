@@ -41,11 +41,10 @@ def _warm_up() -> None:
         import apm_viz.jobs  # noqa: F401  (torch, the film, the trainer)
         import ui.downloads  # noqa: F401  (the export: matplotlib, plotly)
         import ui.islands_view  # noqa: F401
-        from apm_viz.teachers import DINOV2
         from ui.cache import get_teacher
-        from ui.sidebar import default_teacher_key
+        from ui.sidebar import DEFAULT_TEACHER, default_teacher_key
 
-        get_teacher(*default_teacher_key(next(iter(DINOV2))))
+        get_teacher(*default_teacher_key(DEFAULT_TEACHER))
     except Exception as err:  # the full page shows the error where it happens again
         _error = f"{type(err).__name__}: {err}"
 

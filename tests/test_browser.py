@@ -111,8 +111,7 @@ def test_a_fresh_server_shows_the_page_at_once_and_keeps_a_run_pressed_while_the
     """The first page of a fresh server is drawn before torch is imported: title, image and an enabled
     Run, with a line saying the engine is loading; a Run pressed then starts by itself once it has."""
     with streamlit_server() as server:
-        pg = open_page(browser, server.url)
-        pg.get_by_text("Loading the engine").first.wait_for()  # torch, timm and the teacher take seconds
+        pg = open_page(browser, server.url, wait_for="Loading the engine")  # not the full page's heading  # torch, timm and the teacher take seconds
         pg.locator('[data-testid="stMain"] img').first.wait_for()
         run = pg.get_by_role("button", name="Run", exact=True).first
         assert run.is_enabled()
@@ -124,7 +123,7 @@ def test_a_fresh_server_shows_the_page_at_once_and_keeps_a_run_pressed_while_the
         assert pg.locator('[data-testid="stSidebar"]').get_by_text("random init").count() >= 1
         assert pg.get_by_text("Loading the engine").count() == 0
         _no_exception(pg)
-        pg.get_by_role("button", name="Reset").click()
+        pg.get_by_role("button", name="Reset", exact=True).click()
         _idle(pg)
         _no_exception(pg)
         pg.context.close()

@@ -9,7 +9,8 @@ from ui import boot, runs
 st.set_page_config(page_title="apm-viz: islands of agreement", page_icon="🏝️", layout="wide")
 
 # Not "pages/": Streamlit would also treat that folder as an old-style multipage app
-# (a direct link to a page would then run it without this script and its sidebar).
+# (a direct link to a page would then run it without this script and its sidebar;
+# tests/test_direct_link_browser.py opens one on a fresh server).
 PAGES = Path(__file__).parent / "views"
 TITLES = {"islands": "Islands", "teacher_vs_apm": "Teacher vs APM", "interpolation": "Latent interpolation",
           "boring_video": "Boring video", "efficiency": "Efficiency",

@@ -51,7 +51,9 @@ def _warm_up() -> None:
     import openTSNE  # noqa: F401
     from openTSNE import affinity  # noqa: F401
 
-    import apm_viz.jobs  # noqa: F401  (torch and the engine)
+    from apm_viz.jobs import warm_up  # torch and the engine
+
+    warm_up()  # a tiny film's first step: the first real run's build and step are then warm
 
 
 def child(fd: int, threads: int) -> None:

@@ -35,16 +35,22 @@ _started_at = 0.0
 
 
 def _warm_up() -> None:
-    """Import what the pages import and build the sidebar's default teacher (it is cached)."""
+    """Import what the pages import, build the sidebar's default teacher and its
+    view of the default sample at the default grid (both cached: the first Run
+    finds them)."""
     global _error
     try:
         import apm_viz.jobs  # noqa: F401  (torch, the film, the trainer)
         import ui.downloads  # noqa: F401  (the export: matplotlib, plotly)
         import ui.islands_view  # noqa: F401
-        from ui.cache import get_teacher
-        from ui.sidebar import DEFAULT_TEACHER, default_teacher_key
+        from apm_viz.images import load_image
+        from ui.cache import get_teacher, get_teacher_output
+        from ui.sidebar import DEFAULT_GRID, DEFAULT_TEACHER, default_teacher_key
 
-        get_teacher(*default_teacher_key(DEFAULT_TEACHER))
+        key = default_teacher_key(DEFAULT_TEACHER)
+        teacher = get_teacher(*key)
+        image = load_image(ASSETS / DEFAULT_SAMPLE)
+        get_teacher_output(image.sha256, key, DEFAULT_GRID, image, teacher)
     except Exception as err:  # the full page shows the error where it happens again
         _error = f"{type(err).__name__}: {err}"
 

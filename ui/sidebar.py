@@ -134,6 +134,10 @@ def _teacher(seed: int) -> tuple[Optional[Teacher], Optional[tuple]]:
     return ss.get("good_teacher"), ss.get("good_teacher_key")
 
 
+#: The Grid choices and the one a new session starts with.
+GRIDS, DEFAULT_GRID = (16, 32), 32
+
+
 def default_teacher_key(name: str) -> tuple:
     """The key `_teacher` builds for `name` before anything is changed (Automatic weights, seed 0)."""
     return (name, None, True, 0)
@@ -164,7 +168,7 @@ def render() -> Optional[Choice]:
             st.caption(f"{teacher.family.name}: patch {teacher.patch} px, width {teacher.dim}, global vector: "
                        + ("the attention-pooling (MAP) head" if teacher.family.global_vector == "map"
                           else "the class token"))
-        grid = st.radio("Grid", (16, 32), index=1, horizontal=True, key="grid",
+        grid = st.radio("Grid", GRIDS, index=GRIDS.index(DEFAULT_GRID), horizontal=True, key="grid",
                         format_func=lambda g: f"{g}x{g} ({teacher.pixels(g)} px)" if teacher else f"{g}x{g}",
                         help="Pixels per side = grid x the teacher's patch"
                              + (f" ({teacher.patch} px for {teacher.name})." if teacher else "."))

@@ -172,16 +172,8 @@ def drawn_state(h: Optional[Handle]) -> tuple:
 
 def progress_line(h: Optional[Handle]) -> None:
     """The run's progress; while it is live it polls, and reruns the page when something is new."""
-    st.session_state["cls_drawn"] = drawn_state(h)  # what this script run draws
-
-    @st.fragment(run_every=runs.POLL_SECONDS if runs.is_live(h) else None)
-    def line():
-        if h is None:
-            return
-        with st.container(key="cls-progress"):
-            _line(h)
-
-    line()
+    if h is not None:
+        runs.progress(h, _line, drawn_state, key="cls-progress")
 
 
 def _line(h: Handle) -> None:
@@ -201,8 +193,6 @@ def _line(h: Handle) -> None:
         (st.error if h.status == "failed" else st.caption)(said)
     elif h.status == "cancelled":
         st.info(v.message or "stopped")
-    if drawn_state(h) != st.session_state.get("cls_drawn"):
-        st.rerun(scope="app")
 
 
 def weights_notice(h: Optional[Handle], s: Optional[Setup]) -> None:

@@ -105,28 +105,24 @@ def walk_options() -> WalkOptions:
 
 def fit_progress(h: Optional[Handle]) -> None:
     """The fit's progress; while it trains it polls, and reruns the page when its state changes."""
-    drawn = None if h is None else (h.id, h.status)
+    if h is None:
+        st.caption("Press **Fit** to teach one APM all the images above.")
+    else:
+        runs.progress(h, _fit_line, lambda h: (h.id, h.status))
 
-    @st.fragment(run_every=runs.POLL_SECONDS if runs.is_live(h) else None)
-    def line():
-        if h is None:
-            st.caption("Press **Fit** to teach one APM all the images above.")
-            return
-        fit = h.view
-        loss = f"{fit.run.losses[-1][1]:.3e}" if fit.run.losses else "—"
-        st.progress(fit.fraction, text=f"iteration {fit.iteration}/{fit.run.config.iters} · loss {loss} · "
-                    f"{fit.run.seconds:.1f} s")
-        said = runs.status_line(h)
-        if said:
-            st.caption(said)
-        if fit.run.status == "diverged":
-            st.error(fit.run.message)
-        elif fit.run.status == "cancelled":
-            st.info(f"{fit.run.message}: the walk below uses what the APM learned in {fit.iteration} iterations.")
-        if (h.id, h.status) != drawn:
-            st.rerun(scope="app")
 
-    line()
+def _fit_line(h: Handle) -> None:
+    fit = h.view
+    loss = f"{fit.run.losses[-1][1]:.3e}" if fit.run.losses else "—"
+    st.progress(fit.fraction, text=f"iteration {fit.iteration}/{fit.run.config.iters} · loss {loss} · "
+                f"{fit.run.seconds:.1f} s")
+    said = runs.status_line(h)
+    if said:
+        st.caption(said)
+    if fit.run.status == "diverged":
+        st.error(fit.run.message)
+    elif fit.run.status == "cancelled":
+        st.info(f"{fit.run.message}: the walk below uses what the APM learned in {fit.iteration} iterations.")
 
 
 def walk(view, opts: WalkOptions) -> dict:
@@ -190,11 +186,9 @@ def dreams(view, opts: WalkOptions, seed: int) -> None:
     state = st.session_state["interp_walks"]
     key = (opts.dreams, opts.temperature, opts.detail)
     if state.get("dream_key") != key:
-        model = view.memory().model
-        codes = itp.dream_codes(view.memory().columns, opts.dreams, seed=seed, temperature=opts.temperature)
-        _, rgb = itp.decode(model, codes)
         state["dream_key"] = key
-        state["dreams"] = rgb if opts.detail == 1 else itp.decode_rgb(model, codes, scale=opts.detail)
+        state["dreams"] = itp.dream(view.memory(), opts.dreams, seed=seed, temperature=opts.temperature,
+                                    scale=opts.detail)
     strip(state["dreams"], [f"dream {i + 1}" for i in range(opts.dreams)], width=96)
 
 

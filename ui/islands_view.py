@@ -79,16 +79,9 @@ def drawn_state(h: Optional[Handle]) -> tuple:
 
 
 def progress_line(h: Optional[Handle]) -> None:
-    """The run's progress; while it is live it polls, and reruns the page when something is new."""
-
-    @st.fragment(run_every=runs.POLL_SECONDS if runs.is_live(h) else None)
-    def line():
-        if h is None:
-            return
-        with st.container(key="islands-progress"):
-            _line(h)
-
-    line()
+    """The run's progress; while it is live it polls, and reruns the page when a frame or the state is new."""
+    if h is not None:
+        runs.progress(h, _line, drawn_state, key="islands-progress")
 
 
 def _line(h: Handle) -> None:
@@ -100,8 +93,6 @@ def _line(h: Handle) -> None:
     said = runs.status_line(h)
     if said:
         (st.error if h.status == "failed" else st.caption)(said)
-    if drawn_state(h) != st.session_state.get("islands_drawn"):
-        st.rerun(scope="app")
 
 
 def _selection(h: int, w: int) -> tuple[list[int], Optional[np.ndarray]]:
@@ -206,14 +197,10 @@ def _draw_frame(view: FilmFrames, k: int, opts: Options) -> None:
     t_islands = view.teacher_islands(opts.tau, opts.min_size)
     cols[0].plotly_chart(figure(view, ("teacher", t_name, t_islands), lambda: maps.island_map_figure(
         _teacher_colors(view, tcfg), f"teacher islands · {t_islands}")), width="stretch", config=NO_BAR)
-    losses = view.run.losses
-    series = {"total": losses, **(view.run.terms if len(view.run.terms) > 1 else {})}
-    cols[1].plotly_chart(figure(view, ("loss", len(losses), it), lambda: curves.curve_figure(
-        series, "loss", "MSE", current=it, log_y=True)), width="stretch")
-    first, last = counts[0][0], counts[-1][0]
-    cols[2].plotly_chart(figure(view, ("count", opts.tau, opts.min_size, len(counts), it), lambda: curves.curve_figure(
-        {"APM": counts, "teacher": [(first, t_islands), (last, t_islands)]}, f"islands at τ = {opts.tau:.2f}", "count",
-        current=it)), width="stretch")
+    cols[1].plotly_chart(figure(view, ("loss", len(view.run.losses), it), lambda: curves.loss_curve(view.run, it)),
+                         width="stretch")
+    cols[2].plotly_chart(figure(view, ("count", opts.tau, opts.min_size, len(counts), it), lambda: curves.islands_curve(
+        counts, t_islands, opts.tau, current=it)), width="stretch")
     rows = view.alignment()
     with cols[3]:
         st.plotly_chart(figure(view, ("alignment", len(rows), it), lambda: alignment_curve(rows, it)), width="stretch")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from contextlib import nullcontext
 from typing import Callable, Hashable, Optional
 
 import streamlit as st
@@ -164,3 +165,22 @@ def status_line(h: Handle) -> Optional[str]:
 
 def is_live(h: Optional[Handle]) -> bool:
     return h is not None and h.status in LIVE
+
+
+def progress(h: Handle, line: Callable[[Handle], None], drawn: Callable[[Handle], Hashable],
+             key: Optional[str] = None) -> None:
+    """A run's progress line that polls: `line(h)` in a fragment drawn again every
+    POLL_SECONDS while the run is live. Once `drawn(h)` (what the page's results
+    depend on: a new state, a new frame) is no longer what it was when this
+    script run drew the page, the whole page is drawn again. `key` names the
+    line's container."""
+    seen = drawn(h)
+
+    @st.fragment(run_every=POLL_SECONDS if is_live(h) else None)
+    def poll():
+        with st.container(key=key) if key else nullcontext():
+            line(h)
+        if drawn(h) != seen:
+            st.rerun(scope="app")
+
+    poll()

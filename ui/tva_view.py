@@ -8,14 +8,18 @@ the Islands page's; everything is read from it and kept per snapshot
 
 from __future__ import annotations
 
+from typing import Optional
+
 import streamlit as st
 
 from apm_viz.compare import DEFAULT_THRESHOLD, METRICS, Comparison, summary
-from apm_viz.figures.compare import teacher_vs_apm_figure
+from apm_viz.figures.compare import comparison_slide, error_unit
 from apm_viz.figures.curves import curve_figure
 from apm_viz.figures.maps import error_map_figure, image_figure, island_map_figure
 from apm_viz.names import safe_stem
+from apm_viz.worker import Handle
 
+from . import runs
 from .downloads import figure_button, slide_options
 
 NO_BAR = {"displayModeBar": False}
@@ -37,6 +41,21 @@ def progress_text(film) -> str:
     return f"iteration {last[0]}/{run.config.iters} · grid MSE {last[1]:.3e} · {run.seconds:.1f} s of training"
 
 
+def progress(film, run: Optional[Handle]) -> None:
+    """The fit's progress line; while its run trains it polls, and reruns the page when a snapshot or the
+    state is new. A film without a run of this page (the Islands page's) is drawn once."""
+    def line(h: Optional[Handle]) -> None:
+        st.progress(min(film.iteration / max(film.run.config.iters, 1), 1.0), text=progress_text(film))
+        said = runs.status_line(h) if h is not None else None
+        if said:
+            st.caption(said)
+
+    if run is None:
+        line(None)
+    else:
+        runs.progress(run, line, lambda h: (h.id, h.status, len(film.run.snapshots)))
+
+
 def error_options() -> tuple[str, bool, float]:
     opts = st.columns([2, 2, 3])
     metric = opts[0].radio("Error", list(METRICS), format_func=METRICS.get, horizontal=True, key="tva_metric")
@@ -51,7 +70,7 @@ def maps(film, comp: Comparison, it: int, metric: str, fixed: bool, live: bool, 
     """Input, teacher grid, APM grid and error map at `it`; their export when the run is not training."""
     run = film.run
     frame, err = comp.frame(it), comp.error(it, metric)
-    unit = f"L1 over {film.teacher.grid.shape[-1]} channels" if metric == "l1" else "1 − cos"
+    unit = error_unit(comp, metric)
     zmax = float(comp.error(run.iterations[0], metric).max()) if fixed else None
     cols = st.columns(4)
     cols[0].plotly_chart(image_figure(film.teacher.image, "input"), width="stretch", key="tva_input", config=NO_BAR)
@@ -68,11 +87,8 @@ def maps(film, comp: Comparison, it: int, metric: str, fixed: bool, live: bool, 
     if not live:
         with st.expander("Export for slides"):
             style, fmt, dpi = slide_options("tva_export")
-            rel = comp.stats(it, metric).relative
-            figure_button("Teacher vs APM", lambda s: teacher_vs_apm_figure(
-                film.teacher.image, frame.teacher_colors, frame.apm_colors, err, s, frame.iteration, unit,
-                run.teacher_model, 0.0 if fixed else None, zmax, f"mean relative L1 error {rel:.3f}"),
-                fmt, style, dpi, f"{safe_stem(stem)}-teacher-vs-apm-it{frame.iteration:04d}.{fmt}", "tva_dl_figure")
+            figure_button("Teacher vs APM", lambda s: comparison_slide(comp, it, s, metric, fixed), fmt, style, dpi,
+                          f"{safe_stem(stem)}-teacher-vs-apm-it{frame.iteration:04d}.{fmt}", "tva_dl_figure")
             st.caption(f"Input, teacher grid, APM grid and error map at iteration {frame.iteration}, "
                        "colours as above. The file is made when you click.")
     if "rgb" in run.terms:

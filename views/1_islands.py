@@ -65,7 +65,6 @@ with st.expander("What you are looking at", expanded=run is None):
         "The query decides what the islands can follow:\n" + queries_note())
 
 opts = iv.options()
-ss["islands_drawn"] = iv.drawn_state(run)
 iv.progress_line(run)
 if run is not None:
     honesty_note(run.view)

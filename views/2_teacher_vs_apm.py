@@ -69,26 +69,11 @@ with st.expander("What you are looking at", expanded=film is None):
         "teacher's locations at 2x and 4x its grid.")
 
 live = runs.is_live(run)
-drawn = (run.id, run.status, len(film.run.snapshots)) if run is not None else None
-
-
-@st.fragment(run_every=runs.POLL_SECONDS if live else None)
-def progress():
-    if film is None:
-        return
-    st.progress(min(film.iteration / max(film.run.config.iters, 1), 1.0), text=tv.progress_text(film))
-    said = runs.status_line(run) if run is not None else None
-    if said:
-        st.caption(said)
-    if run is not None and (run.id, run.status, len(film.run.snapshots)) != drawn:
-        st.rerun(scope="app")
-
-
 if film is None:
     st.image(choice.image.image, caption=choice.image.name, width=320)
     st.caption("Press **Run** to start test-time training.")
     st.stop()
-progress()
+tv.progress(film, run)
 if film.run.status == "diverged":
     st.error(film.run.message)
 if not film.run.snapshots:

@@ -8,6 +8,7 @@ import tomllib
 from conftest import ROOT
 
 HUNG = '''
+import pathlib
 import time
 
 
@@ -16,7 +17,7 @@ def test_waits_forever():
 
 
 def test_after_it():
-    assert True
+    (pathlib.Path(__file__).parent / "after_it_ran").write_text("ran")  # the parent reads it: the run went on
 '''
 
 
@@ -36,3 +37,4 @@ def test_a_hung_test_fails_names_itself_and_the_run_goes_on(tmp_path):
     assert done.returncode == 1, out
     assert "Timeout" in out and "FAILED test_hung.py::test_waits_forever" in out, out
     assert "1 failed, 1 passed" in out, out
+    assert (tmp_path / "after_it_ran").read_text() == "ran", out

@@ -37,6 +37,7 @@ def test_every_page_with_a_dinov3_teacher():
             _fill(pg, "TTT iterations", 10)
             pg.get_by_role("button", name="Run").first.click()
             pg.get_by_text("iteration 10/10").first.wait_for()
+            pg.locator('[data-testid="stExpander"]').filter(has_text="Export for slides").first.wait_for()  # done
             _idle(pg)
             _no_exception(pg)
             assert pg.get_by_text("APM islands").count() >= 1

@@ -129,6 +129,12 @@ def idle(page, timeout_ms: float = 600_000) -> None:
     page.wait_for_timeout(200)
 
 
+def export_panel(page):
+    """The page's "Export for slides" expander: a page draws it only once its run is done, so it marks
+    the finished page (the last progress line can be on screen while the run is still live)."""
+    return page.locator('[data-testid="stExpander"]').filter(has_text="Export for slides")
+
+
 def exceptions(page) -> list[str]:
     """The text of every exception box on the page."""
     return [e.inner_text() for e in page.locator('[data-testid="stException"]').all()]

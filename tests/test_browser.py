@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from real_server import ROOT, chromium, exceptions, have_chromium, idle, open_page, screenshot, streamlit_server
+from real_server import ROOT, chromium, exceptions, export_panel, have_chromium, idle, open_page, screenshot, streamlit_server
 
 pytestmark = [
     pytest.mark.browser,
@@ -57,9 +57,7 @@ def test_run_scrub_and_render(page):
     run.click()
     page.get_by_text("iteration 40/40").first.wait_for(timeout=900_000)
     run.and_(page.locator("[disabled]")).wait_for(timeout=900_000)
-    # The last line can be on screen while the run is still live; the page is drawn again, with its
-    # export, once the run is done.
-    page.locator('[data-testid="stExpander"]').filter(has_text="Export for slides").first.wait_for(timeout=120_000)
+    export_panel(page).first.wait_for(timeout=120_000)  # the finished page
     _idle(page)
     _no_exception(page)
     plots = page.locator(".js-plotly-plot")

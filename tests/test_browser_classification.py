@@ -5,7 +5,7 @@ no exception; then a bad label file gives one line and the page keeps its run.""
 
 import pytest
 
-from real_server import chromium, exceptions, have_chromium, idle, open_page, screenshot, streamlit_server
+from real_server import chromium, exceptions, export_panel, have_chromium, idle, open_page, screenshot, streamlit_server
 
 pytestmark = [
     pytest.mark.browser,
@@ -50,9 +50,7 @@ def test_a_short_run_shows_both_top5s_and_says_they_are_chance(page):
     run.click()
     page.get_by_text(f"iteration {ITERS}/{ITERS}").first.wait_for(timeout=WAIT_MS)
     run.and_(page.locator("[disabled]")).wait_for(timeout=WAIT_MS)
-    # The last line can be on screen while the run is still live: the page is drawn again, with its
-    # export, once the run is done (the progress line polls every 0.25 s). Wait for that page.
-    main.locator('[data-testid="stExpander"]').filter(has_text="Export for slides").first.wait_for(timeout=120_000)
+    export_panel(page).first.wait_for(timeout=120_000)  # the finished page
     idle(page, WAIT_MS)
     assert exceptions(page) == []
     topk = page.locator(".st-key-cls-topk .js-plotly-plot")

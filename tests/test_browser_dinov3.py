@@ -3,7 +3,7 @@ Playwright's sync API cannot start while test_browser.py's module-wide browser i
 
 import pytest
 
-from real_server import chromium, have_chromium, open_page, streamlit_server
+from real_server import chromium, export_panel, have_chromium, open_page, streamlit_server
 from test_browser import _fill, _goto, _idle, _no_exception, _shot
 
 pytestmark = [
@@ -37,7 +37,7 @@ def test_every_page_with_a_dinov3_teacher():
             _fill(pg, "TTT iterations", 10)
             pg.get_by_role("button", name="Run").first.click()
             pg.get_by_text("iteration 10/10").first.wait_for()
-            pg.locator('[data-testid="stExpander"]').filter(has_text="Export for slides").first.wait_for()  # done
+            export_panel(pg).first.wait_for()  # the finished page
             _idle(pg)
             _no_exception(pg)
             assert pg.get_by_text("APM islands").count() >= 1

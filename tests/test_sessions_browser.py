@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from real_server import ROOT, chromium, exceptions, have_chromium, idle, open_page, screenshot, streamlit_server
+from real_server import ROOT, chromium, exceptions, export_panel, have_chromium, idle, open_page, screenshot, streamlit_server
 
 pytestmark = [
     pytest.mark.browser,
@@ -59,14 +59,20 @@ def progress(page) -> tuple[int, str] | None:
 
 
 def finished(page) -> bool:
-    return page.locator('[data-testid="stExpander"]').filter(has_text="Export for slides").count() > 0
+    return export_panel(page).count() > 0
 
 
 def numbers(page) -> dict:
-    """The film's metrics and manifest, downloaded as a person would."""
+    """The film's metrics and manifest, downloaded as a person would. If no download comes, the page is
+    kept as a screenshot and its text goes into the failure."""
     page.get_by_text("Export for slides").first.click()
-    with page.expect_download(timeout=WAIT_MS) as d:
-        page.get_by_role("button", name="Metrics and manifest .json").click()
+    try:
+        with page.expect_download(timeout=WAIT_MS) as d:
+            page.get_by_role("button", name="Metrics and manifest .json").click()
+    except Exception as err:
+        shot = screenshot(page, f"no-download-{time.time():.0f}.png")
+        text = page.locator('[data-testid="stMain"]').inner_text()
+        raise AssertionError(f"no download ({err}); page at {shot}, its text ends: {text[-1500:]}") from err
     return json.loads(open(d.value.path(), "rb").read())
 
 

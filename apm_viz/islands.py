@@ -77,7 +77,7 @@ class ProjectionConfig:
     perplexity: float = 30.0
     aligned: bool = True
     first_iters: int = 500
-    next_iters: int = 50
+    next_iters: int = 100
     metric: str = "euclidean"
     initialization: str = "pca"
     seed: int = 0

@@ -79,6 +79,13 @@ def test_first_page_shows_sample_and_weight_source():
     assert at.button[0].label.endswith("Run") and not at.button[0].disabled
 
 
+def test_the_page_names_its_teacher_patch_pixels_and_weights(finished):
+    # The sidebar's defaults are a random DINOv2-small (patch 14); the fixture chose a 16x16 grid: 16 * 14 px.
+    line = next(c.value for c in finished.caption if c.value.startswith("Teacher:"))
+    assert line.startswith("Teacher: dinov2-small (DINOv2, patch 14, 224 px for 16x16)")
+    assert "weights: random init" in line
+
+
 def test_run_finishes_with_all_frames(finished):
     at = finished
     assert not at.exception

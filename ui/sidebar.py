@@ -213,5 +213,12 @@ def _advanced() -> Advanced:
     return Advanced(pooling, init_std, lr, lr_step)
 
 
+def teacher_line(choice: Choice) -> str:
+    """One line naming the teacher, its patch and pixel size, and where its weights came from."""
+    t = choice.teacher
+    return (f"Teacher: {t.name} ({t.family.name}, patch {t.patch}, {t.pixels(choice.grid)} px for "
+            f"{choice.grid}x{choice.grid}) · weights: {t.weights.label}")
+
+
 def teacher_output(choice: Choice) -> TeacherOutput:
     return get_teacher_output(choice.image.sha256, choice.teacher_key, choice.grid, choice.image, choice.teacher)

@@ -10,11 +10,12 @@ from ui import islands_view as iv
 from ui import runs
 from ui.islands_panels import honesty_note, queries_note, recipe_toggle
 from ui.downloads import export_panel
-from ui.sidebar import teacher_output
+from ui.sidebar import teacher_line, teacher_output
 from ui.state import film_key, require_choice
 
 st.title("Islands of agreement")
 choice = require_choice()
+st.caption(teacher_line(choice))
 
 ss = st.session_state
 top = st.columns([1, 1, 1, 1, 1, 2])

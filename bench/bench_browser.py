@@ -16,6 +16,8 @@ What is timed in the browser:
 - page usable: from asking for the page until an image is shown in the main
   area and the button named exactly "Run" is enabled (a fresh server's first
   page);
+- full page: until the sidebar is drawn (the engine has loaded); Run is
+  pressed then, the first Run of that server;
 - first frame: from clicking Run until a chart titled "APM islands" (the
   island map) is on screen; on pages with a PCA preview that is the preview;
 - film: from clicking Run until the page reads "iteration 250/250" and
@@ -102,6 +104,8 @@ def browser_once(url: str, grid: int = DEFAULT_GRID, iters: int = DEFAULT_ITERS,
         main.locator("img").first.wait_for(state="visible")
         run.and_(page.locator(":enabled")).wait_for()
         usable = time.perf_counter() - t0
+        page.locator('[data-testid="stSidebar"]').get_by_text("Seed").first.wait_for()  # the full page
+        full_page = time.perf_counter() - t0
         if grid != DEFAULT_GRID:
             page.locator('[data-testid="stSidebar"]').get_by_text(f"{grid}x{grid} ({grid * 14} px)").click()
         if iters != DEFAULT_ITERS:
@@ -120,8 +124,8 @@ def browser_once(url: str, grid: int = DEFAULT_GRID, iters: int = DEFAULT_ITERS,
         film = time.perf_counter() - t1
         errors = page.locator('[data-testid="stException"]').count()
         warm = warm_first_frame(page, iters)
-    return {"page_usable_s": usable, "first_frame_s": first, "film_s": film, "warm_first_frame_s": warm,
-            "exceptions_on_page": errors}
+    return {"page_usable_s": usable, "full_page_s": full_page, "first_frame_s": first, "film_s": film,
+            "warm_first_frame_s": warm, "exceptions_on_page": errors}
 
 
 def warm_first_frame(page, iters: int, timeout_ms: float = 300_000) -> Optional[float]:
@@ -156,7 +160,8 @@ def checkout_once(root: Path, grid: int, iters: int) -> dict:
            "server_tracebacks": server_exceptions,
            "film_ratio": browser["film_s"] / engine["film_s"],
            "first_frame_ratio": browser["first_frame_s"] / engine["first_frame_s"]}
-    log(f"{res['commit']}: page usable {browser['page_usable_s']:.1f} s (engine teacher build + encode "
+    log(f"{res['commit']}: page usable {browser['page_usable_s']:.1f} s, full {browser['full_page_s']:.1f} s "
+        f"(engine teacher build + encode "
         f"{engine['teacher_total_s']:.1f} s); first frame {browser['first_frame_s']:.1f} s after Run (engine "
         f"{engine['first_frame_s']:.1f} s, {res['first_frame_ratio']:.2f}x); film {browser['film_s']:.1f} s "
         f"(engine {engine['film_s']:.1f} s, {res['film_ratio']:.2f}x); warm first frame "
@@ -179,7 +184,7 @@ def bench(grid: int = DEFAULT_GRID, iters: int = DEFAULT_ITERS, before: Optional
     if before is not None:
         b, a = res["before"], res["after"]
         res["after_over_before"] = {k: a["browser"][k] / b["browser"][k]
-                                    for k in ("page_usable_s", "first_frame_s", "film_s", "warm_first_frame_s")
+                                    for k in ("page_usable_s", "full_page_s", "first_frame_s", "film_s", "warm_first_frame_s")
                                     if a["browser"][k] and b["browser"][k]}
         res["after_over_before"]["engine_film_s"] = a["engine"]["film_s"] / b["engine"]["film_s"]
         log("after / before: " + ", ".join(f"{k} {v:.2f}x" for k, v in res["after_over_before"].items()))

@@ -2,6 +2,7 @@
 one namespace (as in a notebook), from a folder where `assets/` are the
 shipped samples; then what they made is checked."""
 
+import base64
 import io
 import json
 import re
@@ -105,8 +106,10 @@ def test_latent_walk(ran):
     assert walk.walk.steps.tolist() == [0, 1, 2, 3, 4]
     fig = walk.figure()
     assert shows_inline(fig)
-    # Five 96-px frames with 4-px gaps, drawn as one image.
-    assert np.asarray(fig.data[0].z).shape == (96, 5 * 96 + 4 * 4, 3)
+    # Five 96-px frames with 4-px gaps, drawn as one image (a PNG in the trace's source).
+    header, data = fig.data[0].source.split(",", 1)
+    assert header == "data:image/png;base64"
+    assert np.asarray(Image.open(io.BytesIO(base64.b64decode(data)))).shape == (96, 5 * 96 + 4 * 4, 3)
     dreams = walk.dreams(2)
     assert dreams.shape == (2, 16, 16, 3) and 0 <= dreams.min() and dreams.max() <= 1
     assert Image.open(folder / "talk" / "walk.png").size[0] > 0

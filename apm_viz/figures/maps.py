@@ -2,11 +2,12 @@
 scalar maps such as an error map (h, w), on screen and on slides.
 
 Screen (plotly, the app): `image_figure`, `island_map_figure` (hover names
-each location), `error_map_figure`; `upscale` and `overlay` turn a map into
-pixels. Slides (matplotlib, true vectors: one quad per grid location):
-`draw_map`, `draw_image`, `draw_values`, `colorbar`, `under`, and
-`maps_figure`, the input then a row of island maps (`Panel`), which the
-comparison pages' slides build on. Grid locations are named "(row, col)".
+each location), `error_map_figure`; pictures travel to the browser as PNG
+(`png_data_uri`); `upscale` and `overlay` turn a map into pixels. Slides
+(matplotlib, true vectors: one quad per grid location): `draw_map`,
+`draw_image`, `draw_values`, `colorbar`, `under`, and `maps_figure`, the
+input then a row of island maps (`Panel`), which the comparison pages'
+slides build on. Grid locations are named "(row, col)".
 """
 
 from __future__ import annotations
@@ -37,6 +38,18 @@ def overlay(image: np.ndarray, colors: np.ndarray, alpha: float = 0.6) -> np.nda
 
 # -- screen (plotly) -----------------------------------------------------------------
 
+def png_data_uri(image: np.ndarray) -> str:
+    """(H, W, 3) uint8 -> "data:image/png;base64,..." (lossless; what a plotly image trace's `source` takes)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image), "RGB").save(buf, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def image_figure(image: np.ndarray, title: str = "", highlight: Optional[np.ndarray] = None):
     """An image (S, S, 3) in [0, 1] or uint8 as a plotly figure; `highlight`
     (h, w) bool lights up grid locations (selected points)."""
@@ -48,7 +61,9 @@ def image_figure(image: np.ndarray, title: str = "", highlight: Optional[np.ndar
         mask = upscale(np.repeat(highlight[..., None].astype(np.float32), 3, -1), s)[..., 0] > 0
         dim = (img * 0.35).astype(np.uint8)
         img = np.where(mask[..., None], img, dim)
-    fig = go.Figure(go.Image(z=img, hoverinfo="skip"))
+    # A PNG in the trace, not an array of numbers: an island map's 448x448 pixels were 880 KB of JSON
+    # per figure sent to the browser; as a PNG they are a few KB (a photograph about half its JSON).
+    fig = go.Figure(go.Image(source=png_data_uri(img), hoverinfo="skip"))
     fig.update_layout(title=title, margin=dict(l=0, r=0, t=30 if title else 0, b=0), font=FONT,
                       xaxis=dict(visible=False), yaxis=dict(visible=False), height=320)
     return fig

@@ -121,8 +121,20 @@ def _selection(h: int, w: int) -> tuple[list[int], Optional[np.ndarray]]:
     return picked, mask.reshape(h, w)
 
 
-def shown_frame(h: Handle, labels: list[int]) -> int:
-    """The index of the frame to draw: Play's, the slider's, or the newest while training."""
+def frame_slider(h: Optional[Handle]) -> Optional[int]:
+    """The slider over the computed frames, drawn by the whole page (never inside the polling
+    fragment) when a film is there and neither trains nor plays; the index it picks, else None."""
+    ss = st.session_state
+    if h is None or ss.get("playing") or (h.live and h.status == "running") or not h.view.preview_frames:
+        return None
+    labels = [s.iteration for s in h.view.run.snapshots[:h.view.preview_frames]]
+    if ss.get("frame_iter") not in labels:
+        ss["frame_iter"] = labels[-1]
+    return labels.index(st.select_slider("TTT iteration", options=labels, key="frame_iter"))
+
+
+def shown_frame(h: Handle, labels: list[int], chosen: Optional[int]) -> int:
+    """The index of the frame to draw: Play's, the slider's (`chosen`), or the newest while training."""
     ss = st.session_state
     if ss.get("playing"):
         k = ss.get("play_k", 0)
@@ -130,13 +142,10 @@ def shown_frame(h: Handle, labels: list[int]) -> int:
             k = 0 if not h.live else len(labels) - 1
         ss["frame_iter"] = labels[k]
         return k
-    if h.live and h.status == "running":
+    if chosen is None:
         st.caption("Showing the newest frame; Pause to scrub, or Play to step through the frames so far.")
         return len(labels) - 1
-    if ss.get("frame_iter") not in labels:
-        ss["frame_iter"] = labels[-1]
-    it = st.select_slider("TTT iteration", options=labels, key="frame_iter")
-    return labels.index(it)
+    return min(chosen, len(labels) - 1)
 
 
 def live(h: Optional[Handle], opts: Options, image) -> None:
@@ -151,19 +160,23 @@ def live(h: Optional[Handle], opts: Options, image) -> None:
     # a fixed place, whatever it holds: the browser failed ("'setIn' cannot be called on an
     # ElementNode") when a caption and a row of columns swapped places between two runs of a polling
     # fragment. A run that hands over to the whole page draws nothing first.
+    # The slider is the whole page's: a widget inside the polling fragment was once found back at
+    # its first option (iteration 0) on the finished page.
+    chosen = frame_slider(h)
+
     @st.fragment(run_every=every)
     def draw():
         if page_state(h) != seen:
             st.rerun(scope="app")
         with st.container(key="islands-live"):
-            _draw(h, opts, image)
+            _draw(h, opts, image, chosen)
 
     draw()
 
 
-def _draw(h: Optional[Handle], opts: Options, image) -> None:
-    """The inside of `live`: the input before a run; then the progress line, the frame chooser (the
-    newest frame while training, Play's, or the slider), the frame, and the authors' frame."""
+def _draw(h: Optional[Handle], opts: Options, image, chosen: Optional[int] = None) -> None:
+    """The inside of `live`: the input before a run; then the progress line, which frame (the newest
+    while training, Play's, or `chosen` on the slider), the frame, and the authors' frame."""
     ss = st.session_state
     if h is None:
         with st.container(key="islands-input"):
@@ -181,7 +194,7 @@ def _draw(h: Optional[Handle], opts: Options, image) -> None:
         ss["play_k"] = k if k < n else (0 if not h.live else n - 1)
     labels = [s.iteration for s in view.run.snapshots[:n]]
     with st.container(key="islands-frame-choice"):
-        k = shown_frame(h, labels)
+        k = shown_frame(h, labels, chosen)
     _draw_frame(view, k, opts, labels[-1] if h.live else None)
     with st.container(key="islands-authors"):
         if k < view.frames:  # the authors' frame beside the aligned t-SNE one (authors' recipe only)

@@ -1,13 +1,11 @@
-"""The Islands page's pieces: its controls, and the progress line and frames
-(island maps, scatters, curves) drawn from a film's view.
+"""The Islands page's pieces: its controls, the progress line that polls a run,
+and the frames (island maps, scatters, curves) drawn from a film's view.
 
-Draw only what changed: while a run trains, the progress line and the frame
-are one fragment that polls the run (`live`); a new frame is drawn there, the
-island map first, and the rest of the page is not run again. The whole page is
-drawn again only when the run's state changes (done, paused, ...). Figures are
-built once per frame and setting and kept (`figure`), so a poll, a scrub, Play
-or τ rebuilds nothing that was built before, and Streamlit sends an unchanged
-figure as a reference to the copy the browser already has.
+Draw only what changed: the progress line is the only part that ticks while a
+run trains; it reruns the page when the run has a new frame or a new state.
+Figures are built once per frame and setting and kept (`figure`), so a
+scrub, Play or τ rebuilds nothing that was built before, and Streamlit sends
+an unchanged figure as a reference to the copy the browser already has.
 """
 
 from __future__ import annotations
@@ -31,10 +29,6 @@ from .islands_panels import ALIGNMENT_CAPTION, alignment_curve, alignment_text, 
 #: Figures a session keeps (each a built plotly figure).
 FIGURES_KEPT = 48
 PLAY_SPEEDS = {"slow": 1.0, "normal": 0.5, "fast": 0.25}  # seconds per frame
-#: Seconds between polls of a training run. A poll that comes while the last one still draws
-#: cuts it short (Streamlit reruns the fragment), and drawing a new frame takes 0.3 s or more on
-#: a busy machine: at 0.25 s, 4 of 9 runs of the fragment were cut short during one film.
-LIVE_SECONDS = 0.5
 NO_BAR = {"displayModeBar": False}
 
 
@@ -88,12 +82,18 @@ def figure(view: FilmFrames, key: tuple, build: Callable):
     return items[key]
 
 
-def page_state(h: Optional[Handle]) -> tuple:
-    """What the whole page depends on in a run (its controls, notes, export): a new state redraws it.
-    New frames do not: `live` draws them."""
+def drawn_state(h: Optional[Handle]) -> tuple:
+    """What the page's figures depend on in a run: new frames or a new state redraw them."""
     if h is None:
         return ()
-    return h.id, h.status  # (the teacher's t-SNE comes with the last update, which is the state "done")
+    v = h.view
+    return h.id, h.status, v.preview_frames, v.frames, bool(v.teacher_projections)
+
+
+def progress_line(h: Optional[Handle]) -> None:
+    """The run's progress; while it is live it polls, and reruns the page when a frame or the state is new."""
+    if h is not None:
+        runs.progress(h, _line, drawn_state, key="islands-progress")
 
 
 def _line(h: Handle) -> None:
@@ -121,20 +121,8 @@ def _selection(h: int, w: int) -> tuple[list[int], Optional[np.ndarray]]:
     return picked, mask.reshape(h, w)
 
 
-def frame_slider(h: Optional[Handle]) -> Optional[int]:
-    """The slider over the computed frames, drawn by the whole page (never inside the polling
-    fragment) when a film is there and neither trains nor plays; the index it picks, else None."""
-    ss = st.session_state
-    if h is None or ss.get("playing") or (h.live and h.status == "running") or not h.view.preview_frames:
-        return None
-    labels = [s.iteration for s in h.view.run.snapshots[:h.view.preview_frames]]
-    if ss.get("frame_iter") not in labels:
-        ss["frame_iter"] = labels[-1]
-    return labels.index(st.select_slider("TTT iteration", options=labels, key="frame_iter"))
-
-
-def shown_frame(h: Handle, labels: list[int], chosen: Optional[int]) -> int:
-    """The index of the frame to draw: Play's, the slider's (`chosen`), or the newest while training."""
+def shown_frame(h: Handle, labels: list[int]) -> int:
+    """The index of the frame to draw: Play's, the slider's, or the newest while training."""
     ss = st.session_state
     if ss.get("playing"):
         k = ss.get("play_k", 0)
@@ -142,63 +130,40 @@ def shown_frame(h: Handle, labels: list[int], chosen: Optional[int]) -> int:
             k = 0 if not h.live else len(labels) - 1
         ss["frame_iter"] = labels[k]
         return k
-    if chosen is None:
+    if h.live and h.status == "running":
         st.caption("Showing the newest frame; Pause to scrub, or Play to step through the frames so far.")
         return len(labels) - 1
-    return min(chosen, len(labels) - 1)
+    if ss.get("frame_iter") not in labels:
+        ss["frame_iter"] = labels[-1]
+    it = st.select_slider("TTT iteration", options=labels, key="frame_iter")
+    return labels.index(it)
 
 
-def live(h: Optional[Handle], opts: Options, image) -> None:
-    """The progress line and the film's frames, in one fragment: it polls while the run is live
-    (the newest frame is drawn as it lands) and ticks at Play's speed while playing; neither
-    computes anything. The whole page is drawn again only when `page_state` changes."""
+def frames(h: Optional[Handle], opts: Options, image) -> None:
+    """The film's frames; Play ticks through them without computing anything."""
     ss = st.session_state
-    seen = page_state(h)
-    every = PLAY_SPEEDS[opts.speed] if ss.get("playing") else LIVE_SECONDS if runs.is_live(h) else None
 
-    # The fragment holds one container, and every part in it is a block (a container or columns) at
-    # a fixed place, whatever it holds: the browser failed ("'setIn' cannot be called on an
-    # ElementNode") when a caption and a row of columns swapped places between two runs of a polling
-    # fragment. A run that hands over to the whole page draws nothing first.
-    # The slider is the whole page's: a widget inside the polling fragment was once found back at
-    # its first option (iteration 0) on the finished page.
-    chosen = frame_slider(h)
-
-    @st.fragment(run_every=every)
+    @st.fragment(run_every=PLAY_SPEEDS[opts.speed] if ss.get("playing") else None)
     def draw():
-        if page_state(h) != seen:
-            st.rerun(scope="app")
-        with st.container(key="islands-live"):
-            _draw(h, opts, image, chosen)
-
-    draw()
-
-
-def _draw(h: Optional[Handle], opts: Options, image, chosen: Optional[int] = None) -> None:
-    """The inside of `live`: the input before a run; then the progress line, which frame (the newest
-    while training, Play's, or `chosen` on the slider), the frame, and the authors' frame."""
-    ss = st.session_state
-    if h is None:
-        with st.container(key="islands-input"):
-            st.image(image.image, caption=image.name, width=320)
+        if h is None:
+            with st.container(key="islands-input"):
+                st.image(image.image, caption=image.name, width=320)
             st.caption("Press **Run** to start test-time training.")
-        return
-    with st.container(key="islands-progress"):
-        _line(h)
-    view = h.view
-    n = view.preview_frames
-    if n == 0:
-        return
-    if ss.get("playing"):  # the next computed frame; at the end, wrap (or wait for the next while training)
-        k = ss.get("play_k", -1) + 1
-        ss["play_k"] = k if k < n else (0 if not h.live else n - 1)
-    labels = [s.iteration for s in view.run.snapshots[:n]]
-    with st.container(key="islands-frame-choice"):
-        k = shown_frame(h, labels, chosen)
-    _draw_frame(view, k, opts, labels[-1] if h.live else None)
-    with st.container(key="islands-authors"):
+            return
+        view = h.view
+        n = view.preview_frames
+        if n == 0:
+            return
+        if ss.get("playing"):  # the next computed frame; at the end, wrap (or wait for the next while training)
+            k = ss.get("play_k", -1) + 1
+            ss["play_k"] = k if k < n else (0 if not h.live else n - 1)
+        labels = [s.iteration for s in view.run.snapshots[:n]]
+        k = shown_frame(h, labels)
+        _draw_frame(view, k, opts)
         if k < view.frames:  # the authors' frame beside the aligned t-SNE one (authors' recipe only)
             authors_panel(view, k, view.live_projection("3d").colors[k], h.live and h.status == "running")
+
+    draw()
 
 
 def _projections(view: FilmFrames, k: int, method: str):
@@ -211,10 +176,7 @@ def _projections(view: FilmFrames, k: int, method: str):
     return view.preview_projection("3d"), view.preview_projection("2d"), "PCA preview", True
 
 
-def _draw_frame(view: FilmFrames, k: int, opts: Options, upto: Optional[int] = None) -> None:
-    """Frame k: the input, its island map, 2-D and 3-D scatters; below, the teacher's islands and the
-    curves. upto: while training, the curves end at this iteration (the newest frame's), so they
-    change with a new frame, not with every poll. The island map goes out first."""
+def _draw_frame(view: FilmFrames, k: int, opts: Options) -> None:
     method = opts.method if k < view.frames or opts.method != "PCA" else "aligned t-SNE"
     p3, p2, name, preview = _projections(view, k, method)
     n3 = len(p3)
@@ -225,31 +187,29 @@ def _draw_frame(view: FilmFrames, k: int, opts: Options, upto: Optional[int] = N
     it = counts[k][0]
     cols = st.columns(4)
     img = view.teacher.image
+    cols[0].plotly_chart(figure(view, ("input", sel), lambda: maps.image_figure(img, "input", highlight)),
+                         width="stretch", config=NO_BAR)
     shares = alignment_text(view, k)
     cols[1].plotly_chart(figure(view, ("map", name, k, n3, counts[k][1], shares, opts.alpha, sel), lambda: maps.island_map_figure(
         p3.colors[k], f"APM islands · {islands_text(counts[k][1])} · {shares}".rstrip(" ·"), img, opts.alpha,
         highlight)), width="stretch", config=NO_BAR, key="islands-map")
-    cols[0].plotly_chart(figure(view, ("input", sel), lambda: maps.image_figure(img, "input", highlight)),
-                         width="stretch", config=NO_BAR)
     cols[2].plotly_chart(figure(view, ("2d", name, k, n3, sel), lambda: projections.scatter_figure(
         p2.coords[k], p2.colors[k], f"2-D {name}", selected=picked or None)), width="stretch",
         key=f"scatter2d_{h}x{w}", on_select="rerun", selection_mode=("points", "box", "lasso"))
     cols[3].plotly_chart(figure(view, ("3d", name, k, n3, opts.azimuth, opts.elevation), lambda: projections.scatter_figure(
         p3.coords[k], p3.colors[k], f"3-D {name}", camera=projections.camera_from_angles(opts.azimuth, opts.elevation))),
         width="stretch")
-    with st.container(key="islands-frame-notes"):
-        if preview:
-            st.caption("PCA preview of this iteration; its aligned t-SNE frame replaces it when it lands.")
-        if picked:
-            st.caption(f"{len(picked)} locations selected in the 2-D plot are lit on the input and the map.")
+    if preview:
+        st.caption("PCA preview of this iteration; its aligned t-SNE frame replaces it when it lands.")
+    if picked:
+        st.caption(f"{len(picked)} locations selected in the 2-D plot are lit on the input and the map.")
     cols = st.columns([1, 2, 2, 2])
     t_name = "t-SNE" if method != "PCA" and view.teacher_projections else "PCA"
     tcfg = ProjectionConfig(dims=3) if t_name == "t-SNE" else ProjectionConfig(method="pca", dims=3)
     t_islands = view.teacher_islands(opts.tau, opts.min_size)
     cols[0].plotly_chart(figure(view, ("teacher", t_name, t_islands), lambda: maps.island_map_figure(
         _teacher_colors(view, tcfg), f"teacher islands · {t_islands}")), width="stretch", config=NO_BAR)
-    losses = len(view.run.losses) if upto is None else upto
-    cols[1].plotly_chart(figure(view, ("loss", losses, it), lambda: curves.loss_curve(view.run, it, upto)),
+    cols[1].plotly_chart(figure(view, ("loss", len(view.run.losses), it), lambda: curves.loss_curve(view.run, it)),
                          width="stretch")
     cols[2].plotly_chart(figure(view, ("count", opts.tau, opts.min_size, len(counts), it), lambda: curves.islands_curve(
         counts, t_islands, opts.tau, current=it)), width="stretch")

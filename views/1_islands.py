@@ -66,13 +66,14 @@ with st.expander("What you are looking at", expanded=run is None):
         "The query decides what the islands can follow:\n" + queries_note())
 
 opts = iv.options()
+iv.progress_line(run)
 if run is not None:
     honesty_note(run.view)
 if run is not None and run.view.run.status == "diverged":
     st.error(run.view.run.message)
 elif run is not None and run.view.run.status == "cancelled":
     st.info(run.view.run.message or "cancelled")
-iv.live(run, opts, choice.image)
+iv.frames(run, opts, choice.image)
 if run is not None and run.status == "done" and run.view.done:
     it = ss.get("frame_iter", run.view.run.iterations[-1])
     export_panel(choice, run.view, opts.method == "PCA", opts.tau, opts.min_size, it, opts.azimuth, opts.elevation)

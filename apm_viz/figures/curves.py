@@ -32,13 +32,10 @@ def curve_figure(series: dict[str, Sequence[tuple[float, float]]], title: str, y
     return fig
 
 
-def loss_curve(run, current: Optional[int] = None, upto: Optional[int] = None):
+def loss_curve(run, current: Optional[int] = None):
     """A run's loss over iterations (total, and each term when there are
-    several) on a log axis; run: a `ttt.Run`; upto: only the iterations up to it."""
-    series = run.loss_series()
-    if upto is not None:
-        series = {name: [(i, v) for i, v in s if i <= upto] for name, s in series.items()}
-    return curve_figure(series, "loss", "MSE", current=current, log_y=True)
+    several) on a log axis; run: a `ttt.Run`."""
+    return curve_figure(run.loss_series(), "loss", "MSE", current=current, log_y=True)
 
 
 def islands_curve(counts: Sequence[tuple[int, int]], teacher: int, tau: float, current: Optional[int] = None):

@@ -184,7 +184,8 @@ def bench(grid: int = DEFAULT_GRID, iters: int = DEFAULT_ITERS, before: Optional
     if before is not None:
         b, a = res["before"], res["after"]
         res["after_over_before"] = {k: a["browser"][k] / b["browser"][k]
-                                    for k in ("page_usable_s", "full_page_s", "first_frame_s", "film_s", "warm_first_frame_s")
+                                    for k in ("page_usable_s", "full_page_s", "first_frame_s", "film_s",
+                                              "warm_first_frame_s")
                                     if a["browser"][k] and b["browser"][k]}
         res["after_over_before"]["engine_film_s"] = a["engine"]["film_s"] / b["engine"]["film_s"]
         log("after / before: " + ", ".join(f"{k} {v:.2f}x" for k, v in res["after_over_before"].items()))
